@@ -1,0 +1,175 @@
+//! [`WorkflowError`]: a validation error that points at a place in a workflow file, and the
+//! "did you mean" helper.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+
+/// A place in a workflow file: 1-based line and column plus the byte range for the snippet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Pos {
+    pub fn from_location(loc: &serde_saphyr::Location) -> Option<Pos> {
+        if loc.line() == 0 {
+            return None;
+        }
+        let span = loc.span();
+        Some(Pos {
+            line: loc.line(),
+            column: loc.column(),
+            offset: span.byte_offset().unwrap_or(0) as usize,
+            len: span.byte_len().unwrap_or(0) as usize,
+        })
+    }
+
+    pub fn start() -> Pos {
+        Pos { line: 1, column: 1, offset: 0, len: 0 }
+    }
+}
+
+/// The text of a workflow file, shared by every error that points into it.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: Arc<str>,
+}
+
+/// One problem in a workflow, with where it is, what to do, and the source for a snippet.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub struct WorkflowError {
+    pub message: String,
+    pub file: PathBuf,
+    pub pos: Option<Pos>,
+    #[source_code]
+    source_code: Option<NamedSource<Arc<str>>>,
+    #[label("{label}")]
+    span: Option<SourceSpan>,
+    label: String,
+    #[help]
+    pub help: Option<String>,
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pos {
+            Some(pos) => write!(f, "{}:{}:{}: {}", self.file.display(), pos.line, pos.column, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl WorkflowError {
+    /// An error at `pos` in `source`. `label` is the short text under the snippet.
+    pub fn at(source: &Source, pos: Option<Pos>, message: impl Into<String>, label: impl Into<String>) -> Self {
+        let span = pos.map(|p| SourceSpan::new(p.offset.into(), p.len.max(1)));
+        WorkflowError {
+            message: message.into(),
+            file: source.path.clone(),
+            pos,
+            source_code: Some(NamedSource::new(source.path.display().to_string(), source.text.clone())),
+            span,
+            label: label.into(),
+            help: None,
+        }
+    }
+
+    /// An error about the workflow as a whole or about a command-line option.
+    pub fn general(file: &Path, message: impl Into<String>) -> Self {
+        WorkflowError {
+            message: message.into(),
+            file: file.to_path_buf(),
+            pos: None,
+            source_code: None,
+            span: None,
+            label: String::new(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds "did you mean `X`?" when one of `candidates` is close to `wrong`.
+    pub fn suggest<'a>(self, wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
+        match did_you_mean(wrong, candidates) {
+            Some(best) => self.with_help(format!("did you mean `{best}`?")),
+            None => self,
+        }
+    }
+
+    /// Renders the error with its snippet as the CLI prints it, without colors.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+        handler.render_report(&mut out, self).expect("rendering to a String cannot fail");
+        out
+    }
+}
+
+/// All problems found in one workflow.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", render_list(.0))]
+pub struct WorkflowErrors(pub Vec<WorkflowError>);
+
+fn render_list(errors: &[WorkflowError]) -> String {
+    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+impl From<WorkflowError> for WorkflowErrors {
+    fn from(error: WorkflowError) -> Self {
+        WorkflowErrors(vec![error])
+    }
+}
+
+/// Returns the candidate closest to `wrong` by edit distance, when it is close enough to be a
+/// likely typo: at most a third of the longer name's length, and at least one edit.
+pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        let distance = edit_distance(wrong, candidate);
+        let limit = (wrong.chars().count().max(candidate.chars().count()) / 3).max(1);
+        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb { diagonal } else { 1 + diagonal.min(above).min(row[j]) };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_finds_typos() {
+        let names = ["import-corpus", "corpus-stats", "word-counts"];
+        assert_eq!(did_you_mean("improt-corpus", names), Some("import-corpus"));
+        assert_eq!(did_you_mean("corpus-stat", names), Some("corpus-stats"));
+        assert_eq!(did_you_mean("finetune", names), None);
+    }
+}
