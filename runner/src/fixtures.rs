@@ -16,7 +16,7 @@ pub struct Fixture {
 }
 
 pub fn stages() -> Vec<Arc<dyn Stage>> {
-    vec![Arc::new(Fixture { gpu: false }), Arc::new(Fixture { gpu: true })]
+    vec![Arc::new(Fixture { gpu: false }), Arc::new(Fixture { gpu: true }), Arc::new(StrictFixture)]
 }
 
 fn timestamp_ns() -> u128 {
@@ -50,7 +50,8 @@ impl Stage for Fixture {
         let mut text = String::new();
         for port in ["input", "extra"] {
             if let Some(dir) = ctx.optional_input(port) {
-                text.push_str(&fs::read_to_string(dir.join("text.txt"))?);
+                let path = dir.join("text.txt");
+                text.push_str(&fs::read_to_string(&path).map_err(|e| StageError::file(&path, e))?);
             }
         }
         text.push_str(ctx.param_str("text")?);
@@ -84,5 +85,31 @@ impl Stage for Fixture {
             writeln!(file, "end {} {} {}", ctx.request.node, std::process::id(), timestamp_ns())?;
         }
         Ok(StageOutcome::default().metric("bytes", text.len()))
+    }
+}
+
+/// A fixture with a required param, a param with choices and two outputs, for validation tests.
+pub struct StrictFixture;
+
+impl Stage for StrictFixture {
+    fn descriptor(&self) -> StageDescriptor {
+        StageDescriptor::new("fixture-strict", "1")
+            .summary("test fixture: a required param, choices and two outputs")
+            .output(PortSpec::new("left", "text"))
+            .output(PortSpec::new("right", "text"))
+            .param(ParamSpec::new("level", ParamType::Int).doc("any integer"))
+            .param(ParamSpec::new("mode", ParamType::String).default("plain").choices(&["plain", "upper"]))
+    }
+
+    fn run(&self, ctx: &StageContext<'_>) -> Result<StageOutcome, StageError> {
+        let mut text = format!("level {}", ctx.param_i64("level")?);
+        if ctx.param_str("mode")? == "upper" {
+            text = text.to_uppercase();
+        }
+        for port in ["left", "right"] {
+            let path = ctx.output(port)?.join("text.txt");
+            fs::write(&path, &text).map_err(|e| StageError::file(&path, e))?;
+        }
+        Ok(StageOutcome::default())
     }
 }

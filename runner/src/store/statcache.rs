@@ -13,6 +13,9 @@ use super::hash::hash_file;
 use super::object::{FileStat, ObjectError};
 use crate::digest::Digest;
 
+/// Files modified less than this long ago are hashed on every use.
+const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Entry {
     stat: FileStat,
@@ -47,9 +50,15 @@ impl StatCache {
             return Ok(entry.digest);
         }
         let digest = hash_file(&abs).map_err(io_err)?;
-        // A file modified while it was hashed keeps no entry, so the next run hashes it again.
+        // A file modified while it was hashed keeps no entry, and neither does a file modified in
+        // the last two seconds: a second write within the filesystem's timestamp granularity
+        // could keep size and mtime (git calls this the "racy" case).
         let after = FileStat::of(&fs::metadata(&abs).map_err(io_err)?);
-        if after == stat {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        if after == stat && now_ns - stat.mtime_ns > RACY_WINDOW_NS {
             self.entries.lock().expect("stat cache lock").insert(abs, Entry { stat, digest });
         }
         Ok(digest)

@@ -131,34 +131,44 @@ impl From<WorkflowError> for WorkflowErrors {
     }
 }
 
-/// Returns the candidate closest to `wrong` by edit distance, when it is close enough to be a
-/// likely typo: at most a third of the longer name's length, and at least one edit.
+/// Returns the candidate closest to `wrong` when it is a likely typo: an edit distance (with
+/// swapped neighbours counting as one edit) of at most a third of the longer name, or one name
+/// being a prefix of the other (`out` for `output`).
 pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
         let distance = edit_distance(wrong, candidate);
         let limit = (wrong.chars().count().max(candidate.chars().count()) / 3).max(1);
-        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
+        let shorter = wrong.len().min(candidate.len());
+        let prefix = shorter >= 3 && (wrong.starts_with(candidate) || candidate.starts_with(wrong));
+        if (distance <= limit || prefix) && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
     }
     best.map(|(_, c)| c)
 }
 
-/// Levenshtein distance over characters.
+/// Optimal string alignment distance over characters: Levenshtein plus adjacent swaps.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb { diagonal } else { 1 + diagonal.min(above).min(row[j]) };
-            diagonal = above;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -170,6 +180,7 @@ mod tests {
         let names = ["import-corpus", "corpus-stats", "word-counts"];
         assert_eq!(did_you_mean("improt-corpus", names), Some("import-corpus"));
         assert_eq!(did_you_mean("corpus-stat", names), Some("corpus-stats"));
+        assert_eq!(did_you_mean("wrod-counts", names), Some("word-counts"));
         assert_eq!(did_you_mean("finetune", names), None);
     }
 }

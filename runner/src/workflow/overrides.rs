@@ -35,7 +35,7 @@ impl std::str::FromStr for Override {
         let value = if raw_value.trim().is_empty() {
             Value::String(String::new())
         } else {
-            serde_saphyr::from_str::<Value>(raw_value).map_err(|e| invalid(&format!("value is not valid YAML ({})", e.without_snippet())))?
+            serde_saphyr::from_str_with_options::<Value>(raw_value, super::raw::yaml_options()).map_err(|e| invalid(&format!("value is not valid YAML ({})", e.without_snippet())))?
         };
         if matches!(value, Value::Object(_)) {
             return Err(invalid("the value must be a scalar or a list"));
@@ -51,7 +51,7 @@ mod tests {
 
     #[test]
     fn override_values_are_typed_like_yaml() {
-        let cases = [("a.lr=0.01", json!(0.01)), ("a.n=3", json!(3)), ("a.on=true", json!(true)), ("a.s=hello", json!("hello"))];
+        let cases = [("a.lr=0.01", json!(0.01)), ("a.n=3", json!(3)), ("a.on=true", json!(true)), ("a.s=hello", json!("hello")), ("a.s=no", json!("no"))];
         for (text, expected) in cases {
             let o: Override = text.parse().unwrap();
             assert_eq!(o.value, expected, "{text}");

@@ -91,8 +91,15 @@ pub struct RawNode {
 pub const MAX_WORKFLOW_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn parse(text: &str) -> Result<Option<RawWorkflow>, serde_saphyr::Error> {
-    let options = serde_saphyr::options! {
+    serde_saphyr::from_str_with_options::<Option<RawWorkflow>>(text, yaml_options())
+}
+
+/// YAML options for workflow files and `--set` values: duplicate keys reach the validator
+/// (which names both places), and only `true`/`false` are booleans, so `Y`, `no` or `on` stay
+/// strings as in YAML 1.2.
+pub fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
-    };
-    serde_saphyr::from_str_with_options::<Option<RawWorkflow>>(text, options)
+        strict_booleans: true,
+    }
 }
