@@ -19,6 +19,12 @@ pub fn stages() -> Vec<Arc<dyn Stage>> {
     vec![Arc::new(Fixture { gpu: false }), Arc::new(Fixture { gpu: true }), Arc::new(StrictFixture)]
 }
 
+/// Appends one line with a single `write` call, so lines from parallel nodes never interleave.
+fn append_line(path: &str, line: &str) -> Result<(), StageError> {
+    let mut file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| StageError::file(path, e))?;
+    file.write_all(format!("{line}\n").as_bytes()).map_err(|e| StageError::file(path, e))
+}
+
 fn timestamp_ns() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
@@ -44,8 +50,7 @@ impl Stage for Fixture {
     fn run(&self, ctx: &StageContext<'_>) -> Result<StageOutcome, StageError> {
         let marker = ctx.param_str("marker")?;
         if !marker.is_empty() {
-            let mut file = OpenOptions::new().create(true).append(true).open(marker)?;
-            writeln!(file, "start {} {} {}", ctx.request.node, std::process::id(), timestamp_ns())?;
+            append_line(marker, &format!("start {} {} {}", ctx.request.node, std::process::id(), timestamp_ns()))?;
         }
         let mut text = String::new();
         for port in ["input", "extra"] {
@@ -81,8 +86,7 @@ impl Stage for Fixture {
             fs::write(ctx.output("out")?.join("text.txt"), &text)?;
         }
         if !marker.is_empty() {
-            let mut file = OpenOptions::new().create(true).append(true).open(marker)?;
-            writeln!(file, "end {} {} {}", ctx.request.node, std::process::id(), timestamp_ns())?;
+            append_line(marker, &format!("end {} {} {}", ctx.request.node, std::process::id(), timestamp_ns()))?;
         }
         Ok(StageOutcome::default().metric("bytes", text.len()))
     }

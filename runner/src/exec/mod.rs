@@ -109,13 +109,6 @@ pub fn new_run_id() -> String {
     format!("{}-{:06}-{}", now.as_secs(), now.subsec_micros(), std::process::id())
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Waiting,
-    Running,
-    Done,
-}
-
 /// Runs every node of `plan` against `store`.
 pub fn run(plan: &Plan, store: &Store, options: &RunOptions) -> std::io::Result<RunSummary> {
     let run_id = new_run_id();
@@ -156,7 +149,10 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions) -> std::io::Result<
 
 fn schedule(plan: &Plan, ctx: &RunContext) -> Vec<NodeResult> {
     let n = plan.nodes.len();
-    let mut state = vec![State::Waiting; n];
+    let dependents = plan.dependents();
+    let mut pending: Vec<usize> = plan.nodes.iter().map(|node| node.deps.len()).collect();
+    // Nodes whose inputs all exist, by plan position, so starts follow topological order.
+    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| pending[i] == 0).collect();
     let mut results: Vec<Option<NodeResult>> = vec![None; n];
     let mut running = 0usize;
     let mut gpu_busy = false;
@@ -169,29 +165,21 @@ fn schedule(plan: &Plan, ctx: &RunContext) -> Vec<NodeResult> {
             if ctx.options.cancel.is_cancelled() {
                 stopping = true;
             }
-            if !stopping {
-                for i in 0..n {
-                    if running >= jobs {
-                        break;
-                    }
-                    let node = &plan.nodes[i];
-                    let ready = state[i] == State::Waiting && results[i].is_none() && node.deps.iter().all(|&d| state[d] == State::Done && results[d].as_ref().is_some_and(succeeded));
-                    let uses_gpu = node.stage.descriptor.resources.gpu;
-                    if !ready || (uses_gpu && gpu_busy) {
-                        continue;
-                    }
-                    let upstream: BTreeMap<usize, BTreeMap<String, Digest>> =
-                        node.deps.iter().map(|&d| (d, results[d].as_ref().expect("dep done").outputs.clone())).collect();
-                    state[i] = State::Running;
-                    running += 1;
-                    gpu_busy |= uses_gpu;
-                    let tx = tx.clone();
-                    scope.spawn(move || {
-                        let lookup = |dep: usize, port: &str| upstream.get(&dep).and_then(|o| o.get(port)).copied();
-                        let result = node::execute(ctx, node, &lookup);
-                        let _ = tx.send((i, result));
-                    });
-                }
+            while !stopping && running < jobs {
+                let next = ready.iter().copied().find(|&i| !(gpu_busy && plan.nodes[i].stage.descriptor.resources.gpu));
+                let Some(i) = next else { break };
+                ready.remove(&i);
+                let node = &plan.nodes[i];
+                let upstream: BTreeMap<usize, BTreeMap<String, Digest>> =
+                    node.deps.iter().map(|&d| (d, results[d].as_ref().expect("dep done").outputs.clone())).collect();
+                running += 1;
+                gpu_busy |= node.stage.descriptor.resources.gpu;
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    let lookup = |dep: usize, port: &str| upstream.get(&dep).and_then(|o| o.get(port)).copied();
+                    let result = node::execute(ctx, node, &lookup);
+                    let _ = tx.send((i, result));
+                });
             }
             if running == 0 {
                 break;
@@ -205,13 +193,18 @@ fn schedule(plan: &Plan, ctx: &RunContext) -> Vec<NodeResult> {
             if plan.nodes[i].stage.descriptor.resources.gpu {
                 gpu_busy = false;
             }
-            state[i] = State::Done;
             report(ctx, &plan.nodes[i].name, &result);
-            if result.outcome == Outcome::Failed {
+            if succeeded(&result) {
+                for &j in &dependents[i] {
+                    pending[j] -= 1;
+                    if pending[j] == 0 {
+                        ready.insert(j);
+                    }
+                }
+            } else if result.outcome == Outcome::Failed {
                 for (j, below) in plan.descendants(&[i]).into_iter().enumerate() {
                     if below && j != i && results[j].is_none() {
                         results[j] = Some(NodeResult::not_run(Outcome::Skipped, Some(format!("upstream node `{}` failed", plan.nodes[i].name))));
-                        state[j] = State::Done;
                     }
                 }
                 if !ctx.options.keep_going {

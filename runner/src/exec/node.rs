@@ -138,6 +138,9 @@ fn execute_inner(
 }
 
 fn write_ref(ctx: &RunContext, node: &PlanNode, key: &Digest) -> Result<(), (Option<Digest>, NodeError)> {
+    if ctx.store.read_ref(&ctx.workflow, &node.name).is_some_and(|r| r.key == *key) {
+        return Ok(());
+    }
     let node_ref = NodeRef { key: *key, run_id: ctx.run_id.clone() };
     ctx.store.write_ref(&ctx.workflow, &node.name, &node_ref).map_err(|e| (Some(*key), store_err(e)))
 }
