@@ -137,7 +137,7 @@ fn injected_faults_leave_nothing_trusted() {
 fn interrupt_cancels_cleanly_and_resumes() {
     let project = Project::new();
     project.write("wf.yaml", SLOW_CHAIN);
-    let mut child = project.spawn(&["run", "wf.yaml"]);
+    let child = project.spawn(&["run", "wf.yaml"]);
     assert!(wait_for(30, || project.starts("marker.txt", "b") == 1), "b never started");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = child.id().to_string();

@@ -96,8 +96,14 @@ pub fn load_plan(args: &WorkflowArgs) -> Option<Plan> {
 }
 
 pub fn print_workflow_errors(errors: &WorkflowErrors) {
-    for error in &errors.0 {
+    /// Beyond this many, problems are counted, not printed: one mistake repeated over a
+    /// generated workflow would otherwise bury the first message.
+    const MAX_SHOWN: usize = 20;
+    for error in errors.0.iter().take(MAX_SHOWN) {
         eprint!("{}", error.render());
+    }
+    if errors.0.len() > MAX_SHOWN {
+        eprintln!("… and {} more problems not shown", errors.0.len() - MAX_SHOWN);
     }
     let file = errors.0.first().map(|e| e.file.display().to_string()).unwrap_or_default();
     eprintln!("error: {} problem(s) in {file}", errors.0.len());

@@ -59,7 +59,10 @@ fn yaml_error(source: &Source, error: &serde_saphyr::Error) -> WorkflowError {
     let message = message.lines().next().unwrap_or("invalid YAML").to_string();
     let mut out = WorkflowError::at(source, pos, message.clone(), "here");
     if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
-        let known = ["name", "description", "vars", "defaults", "nodes", "stage", "inputs", "params"];
+        let known = [
+            "name", "description", "vars", "defaults", "nodes", "plugins", "stage", "inputs", "params", "library",
+            "command", "files", "timeout_s",
+        ];
         out = out.suggest(field, known);
     }
     out

@@ -18,6 +18,11 @@
 //!       corpus: docs.corpus               # output port `corpus` of node `docs`
 //!     params:
 //!       top: 20
+//! plugins:                   # optional; stages from outside flywheel, usable by name
+//!   - library: ../target/release/libflywheel_bm25_stage.so
+//!   - command: [python3, ../examples/trec-run-stage/trec_run.py]
+//!     files: [../examples/trec-run-stage/trec_run.py]   # hashed into the fingerprint
+//!     timeout_s: 120
 //! ```
 
 use std::fmt;
@@ -75,6 +80,18 @@ pub struct RawWorkflow {
     pub vars: Option<Entries<Spanned<Value>>>,
     pub defaults: Option<Entries<Spanned<Value>>>,
     pub nodes: Option<Spanned<Entries<RawNode>>>,
+    pub plugins: Option<Vec<Spanned<RawPlugin>>>,
+}
+
+/// One entry of `plugins:`: a dynamic library, or a command with the files that make up its
+/// implementation and an optional time limit per stage run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugin {
+    pub library: Option<Spanned<String>>,
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    pub files: Option<Vec<Spanned<String>>>,
+    pub timeout_s: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

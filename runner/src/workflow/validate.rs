@@ -1,6 +1,9 @@
 //! Phase two of workflow parsing: check a [`RawWorkflow`] against the stage registry and turn
 //! it into a [`Plan`]. Every problem found is reported, each pointing at its line and column.
 
+// Errors are built once per problem and carry their source snippet; boxing them buys nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -86,7 +89,7 @@ pub fn validate(
         let set: Vec<&Override> = node_overrides.iter().filter(|o| o.target == key.value).copied().collect();
         let params = v.resolve_params(key, node, stage, raw.defaults.as_ref(), &set);
         let inputs = v.resolve_inputs(key, node, stage, &nodes.value, &index, &stages);
-        plan_nodes.push((i, key.value.clone(), stage.clone(), params, inputs, key.referenced.line()));
+        plan_nodes.push(ResolvedNode { file_index: i, name: key.value.clone(), stage: stage.clone(), params, inputs, line: key.referenced.line() });
     }
 
     if !v.errors.is_empty() {
@@ -99,16 +102,16 @@ pub fn validate(
 fn build_plan(
     name: String,
     source: &Source,
-    plan_nodes: Vec<(usize, String, RegisteredStage, Map<String, Value>, BTreeMap<String, RawInputRef>, u64)>,
+    plan_nodes: Vec<ResolvedNode>,
     order: Vec<usize>,
 ) -> Plan {
     // `order` lists positions in `plan_nodes`; map file index -> plan position.
     let file_to_plan: HashMap<usize, usize> =
-        order.iter().enumerate().map(|(plan_pos, &p)| (plan_nodes[p].0, plan_pos)).collect();
+        order.iter().enumerate().map(|(plan_pos, &p)| (plan_nodes[p].file_index, plan_pos)).collect();
     let mut slots: Vec<Option<_>> = plan_nodes.into_iter().map(Some).collect();
     let mut nodes = Vec::with_capacity(order.len());
     for &p in &order {
-        let (_, name, stage, params, raw_inputs, line) = slots[p].take().expect("each node once");
+        let ResolvedNode { name, stage, params, inputs: raw_inputs, line, .. } = slots[p].take().expect("each node once");
         let mut inputs = BTreeMap::new();
         let mut deps = Vec::new();
         for (port, input) in raw_inputs {
@@ -128,6 +131,17 @@ fn build_plan(
         nodes.push(PlanNode { name, stage, params, inputs, deps, line });
     }
     Plan { name, file: source.path.clone(), nodes }
+}
+
+/// A node that passed validation, before it has its plan position.
+struct ResolvedNode {
+    /// Position of the node in the file.
+    file_index: usize,
+    name: String,
+    stage: RegisteredStage,
+    params: Map<String, Value>,
+    inputs: BTreeMap<String, RawInputRef>,
+    line: u64,
 }
 
 /// An input as resolved during validation, before nodes have plan positions.
@@ -469,13 +483,13 @@ impl<'a> Validator<'a> {
     fn topological_order(
         &mut self,
         nodes: &Entries<RawNode>,
-        plan_nodes: &[(usize, String, RegisteredStage, Map<String, Value>, BTreeMap<String, RawInputRef>, u64)],
+        plan_nodes: &[ResolvedNode],
     ) -> Result<Vec<usize>, WorkflowErrors> {
-        let position: HashMap<usize, usize> = plan_nodes.iter().enumerate().map(|(p, n)| (n.0, p)).collect();
+        let position: HashMap<usize, usize> = plan_nodes.iter().enumerate().map(|(p, n)| (n.file_index, p)).collect();
         let mut graph = petgraph::graph::DiGraph::<usize, ()>::new();
         let ids: Vec<_> = (0..plan_nodes.len()).map(|p| graph.add_node(p)).collect();
         for (p, node) in plan_nodes.iter().enumerate() {
-            for input in node.4.values() {
+            for input in node.inputs.values() {
                 if let RawInputRef::Node { file_index, .. } = input {
                     graph.update_edge(ids[position[file_index]], ids[p], ());
                 }
@@ -499,8 +513,8 @@ impl<'a> Validator<'a> {
             return Ok(order);
         }
         let cycle = find_cycle(&graph);
-        let names: Vec<&str> = cycle.iter().map(|&p| plan_nodes[p].1.as_str()).collect();
-        let first = &nodes.0[plan_nodes[cycle[0]].0].0;
+        let names: Vec<&str> = cycle.iter().map(|&p| plan_nodes[p].name.as_str()).collect();
+        let first = &nodes.0[plan_nodes[cycle[0]].file_index].0;
         let mut path = names.join(" -> ");
         path.push_str(&format!(" -> {}", names[0]));
         Err(WorkflowError::at(self.source, pos(first), format!("cycle in workflow: {path}"), "part of a cycle")

@@ -143,7 +143,7 @@ impl ParamType {
         match (self, value) {
             (ParamType::Bool, Value::Bool(_)) => Some(value.clone()),
             (ParamType::Int, Value::Number(n)) if n.is_i64() => Some(value.clone()),
-            (ParamType::Float, Value::Number(n)) => n.as_f64().map(|f| Value::from(f)),
+            (ParamType::Float, Value::Number(n)) => n.as_f64().map(Value::from),
             (ParamType::String, Value::String(_)) => Some(value.clone()),
             (ParamType::StringList, Value::Array(items)) if items.iter().all(Value::is_string) => {
                 Some(value.clone())

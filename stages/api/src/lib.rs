@@ -29,6 +29,7 @@
 //! }
 //! ```
 
+pub mod abi;
 mod context;
 mod descriptor;
 mod error;

@@ -1,0 +1,279 @@
+//! Subprocess stages: any executable that speaks flywheel's JSON envelope.
+//!
+//! The runner starts the command once per request, writes one JSON object to its stdin and
+//! closes it:
+//!
+//! - `{"protocol": N, "describe": true}`: the handshake. The process prints
+//!   `{"protocol": N, "stages": [StageDescriptor, ...]}` and exits with status 0.
+//! - `{"protocol": N, "request": StageRequest}`: run one stage. The process prints one JSON
+//!   event per stdout line: `{"event": "log", "level", "message"}`,
+//!   `{"event": "progress", "done", "total", "message"}`, `{"event": "metric", "name",
+//!   "step", "value"}`, and last `{"event": "result", "outcome": StageOutcome}` or
+//!   `{"event": "error", "message"}`, then exits with status 0.
+//!
+//! Each stderr line goes to the run log as a `warn` line of the node. A protocol mismatch, a
+//! non-zero exit, a malformed line, a missing result and a timeout are errors, and the
+//! process group is killed on timeout, on a malformed line and on cancellation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flywheel_stage_api::{Host, LogLevel, PROTOCOL_VERSION, Stage, StageContext, StageDescriptor, StageError, StageOutcome};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::process::{Invocation, Stopped, describe_status, drive};
+use super::{CommandSpec, PluginError, check_descriptors};
+use crate::canonical;
+use crate::digest::Digest;
+use crate::registry::RegisteredStage;
+use crate::store::hash::hash_file;
+
+/// Limit on the `describe` handshake when the plugin declares no `timeout_s`.
+pub const DEFAULT_DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Number of trailing stderr lines quoted in an error message.
+const STDERR_TAIL_LINES: usize = 5;
+
+/// Heading of the stderr lines quoted in a stage's error message.
+const RUN_LOG_NOTE: &str = "its last stderr lines (the run log has all of them)";
+
+/// Longest stdout excerpt quoted in an error message, in characters.
+const EXCERPT_CHARS: usize = 200;
+
+/// The reply to `describe`.
+#[derive(Deserialize)]
+struct DescribeReply {
+    protocol: u32,
+    stages: Vec<StageDescriptor>,
+}
+
+/// One stdout line of a running stage.
+#[derive(Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+enum Event {
+    Log {
+        #[serde(default = "info")]
+        level: LogLevel,
+        message: String,
+    },
+    Progress {
+        done: u64,
+        #[serde(default)]
+        total: u64,
+        #[serde(default)]
+        message: String,
+    },
+    Metric {
+        name: String,
+        #[serde(default)]
+        step: u64,
+        value: f64,
+    },
+    Result {
+        #[serde(default)]
+        outcome: StageOutcome,
+    },
+    Error {
+        message: String,
+    },
+}
+
+fn info() -> LogLevel {
+    LogLevel::Info
+}
+
+/// Runs the `describe` handshake and returns the command's stages, each with the fingerprint
+/// `subprocess:b3:<hex>` of the command, the declared files' contents and the stage version.
+pub fn load(spec: &CommandSpec) -> Result<Vec<RegisteredStage>, PluginError> {
+    let error = |message: String| PluginError::new(format!("`{}`", spec.display()), message);
+    if spec.command.is_empty() {
+        return Err(error("the command is empty; give the program and its arguments".to_string()));
+    }
+    let mut files = Vec::new();
+    for (name, path) in &spec.files {
+        let digest = hash_file(path).map_err(|e| error(format!("cannot read declared file {}: {e}", path.display())))?;
+        files.push(json!([name, digest]));
+    }
+    let descriptors = describe(spec).map_err(error)?;
+    check_descriptors(&descriptors).map_err(error)?;
+
+    let spec = Arc::new(spec.clone());
+    Ok(descriptors
+        .into_iter()
+        .map(|descriptor| {
+            let identity = json!({"command": spec.command, "files": files, "version": descriptor.version});
+            let fingerprint = format!("subprocess:{}", Digest::of_bytes(&canonical::to_vec(&identity)));
+            RegisteredStage {
+                stage: Arc::new(SubprocessStage { spec: spec.clone(), descriptor: descriptor.clone() }),
+                descriptor,
+                fingerprint,
+            }
+        })
+        .collect())
+}
+
+fn describe(spec: &CommandSpec) -> Result<Vec<StageDescriptor>, String> {
+    let input = format!("{}\n", json!({"protocol": PROTOCOL_VERSION, "describe": true}));
+    let mut stdout = String::new();
+    let mut stderr = Vec::new();
+    let program = program_path(spec);
+    let invocation = Invocation { program: &program, args: &spec.command[1..], dir: &spec.dir };
+    let timeout = spec.timeout.unwrap_or(DEFAULT_DESCRIBE_TIMEOUT);
+    let result = drive(
+        &invocation,
+        input.as_bytes(),
+        Some(timeout),
+        &|| false,
+        &mut |line| {
+            stdout.push_str(line);
+            stdout.push('\n');
+            Ok(())
+        },
+        &mut |line| {
+            tracing::debug!(command = spec.display(), "describe handshake stderr: {line}");
+            stderr.push(line.to_string());
+        },
+    );
+    let status = result.map_err(|stopped| stop_message(spec, "the describe handshake", stopped))?;
+    if let Ok(Event::Error { message }) = serde_json::from_str::<Event>(&stdout) {
+        return Err(format!("the describe handshake failed: {message}"));
+    }
+    if !status.success() {
+        return Err(format!("the describe handshake exited with {}{}", describe_status(&status), stderr_tail(&stderr, "its last stderr lines")));
+    }
+    let reply: DescribeReply = serde_json::from_str(&stdout).map_err(|e| {
+        format!(
+            "invalid reply to the describe handshake ({e}); expected {{\"protocol\": {PROTOCOL_VERSION}, \"stages\": [...]}} \
+             on stdout, got `{}`",
+            excerpt(stdout.trim())
+        )
+    })?;
+    if reply.protocol != PROTOCOL_VERSION {
+        return Err(format!(
+            "the command speaks protocol version {}, but this flywheel speaks version {PROTOCOL_VERSION}; \
+             update the plugin or flywheel so that they match",
+            reply.protocol
+        ));
+    }
+    Ok(reply.stages)
+}
+
+/// One stage of a subprocess plugin.
+pub struct SubprocessStage {
+    spec: Arc<CommandSpec>,
+    descriptor: StageDescriptor,
+}
+
+impl Stage for SubprocessStage {
+    fn descriptor(&self) -> StageDescriptor {
+        self.descriptor.clone()
+    }
+
+    fn run(&self, ctx: &StageContext<'_>) -> Result<StageOutcome, StageError> {
+        let spec = &self.spec;
+        let name = &self.descriptor.name;
+        let input = format!("{}\n", json!({"protocol": PROTOCOL_VERSION, "request": ctx.request}));
+        let program = program_path(spec);
+        let invocation = Invocation { program: &program, args: &spec.command[1..], dir: &spec.dir };
+        let host = ctx.host;
+        let mut ending: Option<Result<StageOutcome, String>> = None;
+        let mut line_number = 0usize;
+        let mut stderr = Vec::new();
+        let result = drive(
+            &invocation,
+            input.as_bytes(),
+            spec.timeout,
+            &|| host.is_cancelled(),
+            &mut |line| {
+                line_number += 1;
+                handle_line(host, line, line_number, &mut ending)
+            },
+            &mut |line| {
+                host.log(LogLevel::Warn, line);
+                stderr.push(line.to_string());
+            },
+        );
+        let failed = |message: String| StageError::failed(format!("stage `{name}` (command `{}`) {message}", spec.display()));
+        let status = match result {
+            Ok(status) => status,
+            Err(Stopped::Cancelled) => return Err(StageError::Cancelled),
+            Err(stopped) => return Err(StageError::failed(stop_message(spec, &format!("stage `{name}`"), stopped))),
+        };
+        match ending {
+            Some(Err(message)) if status.success() => Err(StageError::failed(message)),
+            Some(Err(message)) => Err(StageError::failed(format!("{message} (the process exited with {})", describe_status(&status)))),
+            _ if !status.success() => Err(failed(format!("exited with {}{}", describe_status(&status), stderr_tail(&stderr, RUN_LOG_NOTE)))),
+            Some(Ok(outcome)) => Ok(outcome),
+            None => Err(failed(format!(
+                "exited without a `result` or `error` event on stdout{}",
+                stderr_tail(&stderr, RUN_LOG_NOTE)
+            ))),
+        }
+    }
+}
+
+/// Handles one stdout line of a running stage; an `Err` kills the process.
+fn handle_line(
+    host: &dyn Host,
+    line: &str,
+    line_number: usize,
+    ending: &mut Option<Result<StageOutcome, String>>,
+) -> Result<(), String> {
+    if line.trim().is_empty() {
+        return Ok(());
+    }
+    let event: Event = serde_json::from_str(line).map_err(|e| {
+        format!("malformed event on stdout line {line_number}: {e}; each stdout line must be one JSON event, got `{}`", excerpt(line))
+    })?;
+    if ending.is_some() {
+        return Err(format!("stdout line {line_number} comes after the `result` or `error` event; nothing may follow it"));
+    }
+    match event {
+        Event::Log { level, message } => host.log(level, &message),
+        Event::Progress { done, total, message } => host.progress(done, total, &message),
+        Event::Metric { name, step, value } => host.metric(&name, step, value),
+        Event::Result { outcome } => *ending = Some(Ok(outcome)),
+        Event::Error { message } => *ending = Some(Err(message)),
+    }
+    Ok(())
+}
+
+/// Returns the program to start: a name with a `/` is a path relative to the workflow
+/// directory, any other name is looked up in `PATH`.
+fn program_path(spec: &CommandSpec) -> PathBuf {
+    let program = Path::new(&spec.command[0]);
+    if spec.command[0].contains('/') { spec.dir.join(program) } else { program.to_path_buf() }
+}
+
+fn stop_message(spec: &CommandSpec, what: &str, stopped: Stopped) -> String {
+    let command = spec.display();
+    match stopped {
+        Stopped::Spawn(e) => format!("cannot start `{command}`: {e}; check the program name and that it is executable"),
+        Stopped::Rejected(message) => format!("{what} (command `{command}`): {message}; the process was killed"),
+        Stopped::TimedOut(limit) => format!(
+            "{what} (command `{command}`) timed out after {} s and its process group was killed; raise `timeout_s` \
+             of the plugin if it needs longer",
+            limit.as_secs_f64()
+        ),
+        Stopped::Cancelled => format!("{what} (command `{command}`) was cancelled"),
+    }
+}
+
+/// Quotes the last stderr lines for an error message; `heading` introduces them.
+fn stderr_tail(lines: &[String], heading: &str) -> String {
+    if lines.is_empty() {
+        return "; it wrote nothing to stderr".to_string();
+    }
+    let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
+    format!("; {heading}:\n  {}", lines[start..].join("\n  "))
+}
+
+fn excerpt(text: &str) -> String {
+    if text.chars().count() <= EXCERPT_CHARS {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(EXCERPT_CHARS).collect();
+    format!("{cut}…")
+}
