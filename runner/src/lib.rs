@@ -14,6 +14,7 @@ pub mod exec;
 pub mod fault;
 pub mod fixtures;
 pub mod key;
+pub mod plugin;
 pub mod registry;
 pub mod runlog;
 pub mod status;

@@ -10,7 +10,9 @@ use flywheel_stage_api::{Stage, StageDescriptor};
 pub struct RegisteredStage {
     pub stage: Arc<dyn Stage>,
     pub descriptor: StageDescriptor,
-    /// Implementation fingerprint: `builtin:<version>` for stages compiled into flywheel.
+    /// Implementation fingerprint, part of every node key: `builtin:<version>` for stages
+    /// compiled into flywheel, `dylib:b3:<hex>` (the library file's blake3) for plugin
+    /// libraries, `subprocess:b3:<hex>` (command, declared files and version) for commands.
     pub fingerprint: String,
 }
 
@@ -41,7 +43,8 @@ impl Registry {
         self.add(stage, descriptor, fingerprint);
     }
 
-    /// Registers a stage, replacing any stage of the same name.
+    /// Registers a stage, replacing any stage of the same name (how a workflow's plugin
+    /// stage replaces a built-in).
     pub fn add(&mut self, stage: Arc<dyn Stage>, descriptor: StageDescriptor, fingerprint: String) {
         self.stages.insert(descriptor.name.clone(), RegisteredStage { stage, descriptor, fingerprint });
     }

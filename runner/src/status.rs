@@ -1,5 +1,6 @@
-//! What a run would do, without running anything: per node cached / will run (and why, as a
-//! diff of key parts against the node's last record) / blocked on an upstream node.
+//! Node status: the forecast of a run without running anything. Each node is cached, will run
+//! (with the reasons, as a diff of key parts against its last record), or blocked on an
+//! upstream node.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ pub enum NodeStatus {
 
 /// Resolves the status of every node, in plan order.
 ///
-/// Nodes are resolved in waves: a wave holds the nodes whose upstream nodes are all resolved,
+/// Nodes are resolved in waves: a wave contains the nodes whose upstream nodes are all resolved,
 /// and the nodes of one wave are checked in parallel (reading records and stat-ing objects
 /// dominates on large graphs).
 pub fn resolve(plan: &Plan, store: &Store, stat_cache: &StatCache, force: &[String]) -> Vec<NodeStatus> {

@@ -121,7 +121,7 @@ pub fn open_store(dir: &Path) -> Result<Store> {
     Store::open(dir).into_diagnostic()
 }
 
-/// How the commands that need only a store find it.
+/// Store location for the commands that need only a store.
 #[derive(clap::Args, Clone)]
 pub struct StoreArgs {
     /// Store directory [default: `.flywheel` beside --workflow, else in the current directory; env FLYWHEEL_STORE].

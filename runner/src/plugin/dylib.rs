@@ -52,11 +52,9 @@ pub fn load(path: &Path) -> Result<Vec<RegisteredStage>, PluginError> {
 fn open(path: &Path) -> Result<&'static PluginLibrary, PluginError> {
     let error = |message: String| PluginError::new(path.display().to_string(), message);
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => error(
-            "library file not found; build the plugin (`cargo build --release -p NAME`) or fix the path \
-             (a relative path starts at the workflow file's directory)"
-                .to_string(),
-        ),
+        std::io::ErrorKind::NotFound => {
+            error("library file not found; build the plugin (`cargo build --release -p NAME`) or fix the path".to_string())
+        }
         _ => error(format!("cannot read the library file: {e}")),
     })?;
     if !metadata.is_file() {
@@ -81,12 +79,16 @@ fn open(path: &Path) -> Result<&'static PluginLibrary, PluginError> {
     // SAFETY: loading a library runs its initializers. flywheel trusts the libraries that a
     // workflow names, as it trusts the stages it runs.
     let library = unsafe { libloading::Library::new(&canonical) }.map_err(|e| {
-        error(format!("cannot load it as a dynamic library: {e}; `library:` must name a cdylib built for this platform"))
+        error(format!(
+            "cannot load it as a dynamic library ({}); a library plugin must be a cdylib built for this platform",
+            with_source(&e)
+        ))
     })?;
     // SAFETY: the symbol is declared with the signature that `export_stages!` generates.
     let entry = unsafe { library.get::<EntryPoint>(ENTRY_POINT.as_bytes()) }.map_err(|e| {
         error(format!(
-            "missing entry point `{ENTRY_POINT}` ({e}); export the stages with `flywheel_stage_api::export_stages!(...)`"
+            "missing entry point `{ENTRY_POINT}` ({}); export the stages with `flywheel_stage_api::export_stages!(...)`",
+            with_source(&e)
         ))
     })?;
     // SAFETY: `entry` is the plugin's entry point, which takes nothing.
@@ -125,6 +127,14 @@ fn open(path: &Path) -> Result<&'static PluginLibrary, PluginError> {
         Box::leak(Box::new(PluginLibrary { path: path.to_path_buf(), digest, table, _library: library }));
     loaded.insert(canonical, library);
     Ok(library)
+}
+
+/// Formats a libloading error with the system's message, which its `Display` leaves out.
+fn with_source(error: &libloading::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(source) => format!("{error}: {source}"),
+        None => error.to_string(),
+    }
 }
 
 fn describe(library: &PluginLibrary) -> Result<Vec<StageDescriptor>, PluginError> {

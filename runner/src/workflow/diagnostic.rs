@@ -67,7 +67,7 @@ impl fmt::Display for WorkflowError {
 }
 
 impl WorkflowError {
-    /// An error at `pos` in `source`. `label` is the short text under the snippet.
+    /// Creates an error at `pos` in `source`; `label` is the short text under the snippet.
     pub fn at(source: &Source, pos: Option<Pos>, message: impl Into<String>, label: impl Into<String>) -> Self {
         let span = pos.map(|p| SourceSpan::new(p.offset.into(), p.len.max(1)));
         WorkflowError {
@@ -81,7 +81,7 @@ impl WorkflowError {
         }
     }
 
-    /// An error about the workflow as a whole or about a command-line option.
+    /// Creates an error about the workflow as a whole or about a command-line option.
     pub fn general(file: &Path, message: impl Into<String>) -> Self {
         WorkflowError {
             message: message.into(),
@@ -131,9 +131,9 @@ impl From<WorkflowError> for WorkflowErrors {
     }
 }
 
-/// Returns the candidate closest to `wrong` when it is a likely typo: an edit distance (with
-/// swapped neighbours counting as one edit) of at most a third of the longer name, or one name
-/// being a prefix of the other (`out` for `output`).
+/// Returns the candidate closest to `wrong` when it is a likely typo. A typo is an edit
+/// distance of at most a third of the longer name (a swap of neighbours counts as one edit), or
+/// one name being a prefix of the other (`out` for `output`).
 pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {

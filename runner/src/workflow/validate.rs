@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use super::diagnostic::{Pos, Source, WorkflowError, WorkflowErrors};
 use super::overrides::Override;
 use super::plan::{Plan, PlanInput, PlanNode};
-use super::raw::{Entries, RawNode, RawWorkflow};
+use super::raw::{Entries, RawNode, RawPlugin, RawWorkflow};
 use crate::registry::{Registry, RegisteredStage};
 
 fn pos<T>(spanned: &Spanned<T>) -> Option<Pos> {
@@ -56,6 +56,16 @@ pub fn validate(
 
     let name = v.workflow_name(&raw);
     v.collect_vars(raw.vars.as_ref(), overrides);
+    // Nodes resolve their stages against the built-ins plus the workflow's plugins.
+    let with_plugins;
+    let registry = match raw.plugins.as_deref() {
+        Some(plugins) if !plugins.is_empty() => {
+            with_plugins = v.load_plugins(plugins)?;
+            &with_plugins
+        }
+        _ => registry,
+    };
+    let mut v = Validator { registry, ..v };
     let node_overrides = v.check_overrides(&nodes.value, overrides);
 
     // Node names first, so inputs can refer to nodes defined later in the file.
@@ -350,21 +360,39 @@ impl<'a> Validator<'a> {
         Ok(checked)
     }
 
+    /// Loads the workflow's plugins. On failure it returns every error found so far, because
+    /// the nodes that use a plugin's stages cannot be checked without it.
+    fn load_plugins(&mut self, plugins: &[Spanned<RawPlugin>]) -> Result<Registry, WorkflowErrors> {
+        let substitute = |text: &str, at: Option<Pos>| self.substitute_at(text, at);
+        match crate::plugin::declare::load_declared(plugins, self.source, &self.base_dir, &substitute, self.registry) {
+            Ok(registry) => Ok(registry),
+            Err(errors) => {
+                let mut all = std::mem::take(&mut self.errors);
+                all.extend(errors);
+                Err(WorkflowErrors(all))
+            }
+        }
+    }
+
     /// Replaces `${name}` with the var's value.
     fn substitute(&self, text: &str, at: &Spanned<Value>) -> Result<String, WorkflowError> {
+        self.substitute_at(text, pos(at))
+    }
+
+    fn substitute_at(&self, text: &str, at: Option<Pos>) -> Result<String, WorkflowError> {
         let mut out = String::new();
         let mut rest = text;
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let Some(len) = rest[start + 2..].find('}') else {
-                return Err(WorkflowError::at(self.source, pos(at), format!("unclosed `${{` in `{text}`"), "unclosed var")
+                return Err(WorkflowError::at(self.source, at, format!("unclosed `${{` in `{text}`"), "unclosed var")
                     .with_help("write `${name}` to use a var, or `$${` for a literal `${`"));
             };
             let name = &rest[start + 2..start + 2 + len];
             match self.vars.get(name) {
                 Some(value) => out.push_str(value),
                 None => {
-                    return Err(WorkflowError::at(self.source, pos(at), format!("unknown var `{name}`"), "unknown var")
+                    return Err(WorkflowError::at(self.source, at, format!("unknown var `{name}`"), "unknown var")
                         .suggest(name, self.vars.keys().map(String::as_str)));
                 }
             }

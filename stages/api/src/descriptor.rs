@@ -194,7 +194,7 @@ impl ParamSpec {
     }
 }
 
-/// What a stage needs from the machine besides CPU time.
+/// Machine resources a stage needs besides CPU time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     /// The stage computes on the GPU; two such stages never overlap on one device.
