@@ -5,9 +5,19 @@ use crate::error::{KernelError, Result};
 use crate::tensor::{DType, Shape, Tensor};
 
 /// Checks that `tensor` has element type `dtype`.
-pub fn expect_dtype(op: &'static str, argument: &'static str, tensor: &Tensor, dtype: DType) -> Result<()> {
+pub fn expect_dtype(
+    op: &'static str,
+    argument: &'static str,
+    tensor: &Tensor,
+    dtype: DType,
+) -> Result<()> {
     if tensor.dtype() != dtype {
-        return Err(KernelError::DTypeMismatch { op, argument, expected: dtype, actual: tensor.dtype() });
+        return Err(KernelError::DTypeMismatch {
+            op,
+            argument,
+            expected: dtype,
+            actual: tensor.dtype(),
+        });
     }
     Ok(())
 }
@@ -33,12 +43,22 @@ pub fn expect_tensor(
 }
 
 /// Checks an f32 tensor's shape.
-pub fn expect_f32(op: &'static str, argument: &'static str, tensor: &Tensor, dims: &[usize]) -> Result<()> {
+pub fn expect_f32(
+    op: &'static str,
+    argument: &'static str,
+    tensor: &Tensor,
+    dims: &[usize],
+) -> Result<()> {
     expect_tensor(op, argument, tensor, DType::F32, dims)
 }
 
 /// Checks a u32 tensor's shape.
-pub fn expect_u32(op: &'static str, argument: &'static str, tensor: &Tensor, dims: &[usize]) -> Result<()> {
+pub fn expect_u32(
+    op: &'static str,
+    argument: &'static str,
+    tensor: &Tensor,
+    dims: &[usize],
+) -> Result<()> {
     expect_tensor(op, argument, tensor, DType::U32, dims)
 }
 
@@ -53,7 +73,12 @@ pub fn split_rows<'t>(
 ) -> Result<(&'t [usize], usize)> {
     let dims = tensor.dims();
     if dims.len() < min_rank.max(1) {
-        return Err(KernelError::RankMismatch { op, argument, expected, actual: tensor.shape().clone() });
+        return Err(KernelError::RankMismatch {
+            op,
+            argument,
+            expected,
+            actual: tensor.shape().clone(),
+        });
     }
     let (last, leading) = dims.split_last().expect("rank checked above");
     Ok((leading, *last))

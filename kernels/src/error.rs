@@ -60,7 +60,9 @@ pub enum KernelError {
 
     /// An output shares storage with another argument of the same op (for
     /// example a clone or reshape of an input). Pass a separate output tensor.
-    #[error("{op}: `{argument}` shares storage with another argument; pass a separate output tensor")]
+    #[error(
+        "{op}: `{argument}` shares storage with another argument; pass a separate output tensor"
+    )]
     Aliased {
         op: &'static str,
         argument: &'static str,

@@ -14,7 +14,8 @@
 //!   f64 reference that every backend must pass.
 //!
 //! ```
-//! use flywheel_kernels::{Backend, CpuBackend, MatmulOptions};
+//! use flywheel_kernels::CpuBackend;
+//! use flywheel_kernels::prelude::*;
 //!
 //! let backend: Box<dyn Backend> = Box::new(CpuBackend::new());
 //! let a = backend.upload(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
@@ -36,9 +37,20 @@ mod tensor;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+/// The `Backend` trait with all its op-family supertraits, whose methods
+/// need the traits in scope, and the types their signatures use.
+pub mod prelude {
+    pub use crate::backend::{
+        AdamWConfig, AttentionOps, Backend, DropoutOps, ElementwiseOps, EmbeddingOps, LossOps,
+        MatmulOps, MatmulOptions, NormOps, OptimOps, ReduceOps,
+    };
+    pub use crate::error::{KernelError, Result};
+    pub use crate::tensor::{DType, Shape, Tensor};
+}
+
 pub use backend::{
-    AdamWConfig, AttentionOps, Backend, DropoutOps, ElementwiseOps, EmbeddingOps, LossOps, MatmulOps, MatmulOptions,
-    NormOps, OptimOps, ReduceOps,
+    AdamWConfig, AttentionOps, Backend, DropoutOps, ElementwiseOps, EmbeddingOps, LossOps,
+    MatmulOps, MatmulOptions, NormOps, OptimOps, ReduceOps,
 };
 pub use cpu::CpuBackend;
 pub use error::{KernelError, Result};

@@ -79,7 +79,7 @@ impl fmt::Debug for Shape {
     }
 }
 
-/// Element type of a tensor. `U32` holds token ids, masks and pair indices.
+/// Element type of a tensor. Token ids, masks and pair indices are `U32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,
@@ -111,7 +111,11 @@ impl Tensor {
     /// Wraps backend storage. Backends call this, callers get tensors from
     /// `Backend::zeros` and `Backend::upload`.
     pub fn from_storage(storage: Storage, shape: Shape, dtype: DType) -> Self {
-        Tensor { storage, shape, dtype }
+        Tensor {
+            storage,
+            shape,
+            dtype,
+        }
     }
 
     pub fn storage(&self) -> &Storage {
@@ -143,13 +147,21 @@ impl Tensor {
                 op: "reshape",
                 argument: "dims",
                 value: shape.to_string(),
-                expected: format!("{} elements like the tensor's shape {}", self.numel(), self.shape),
+                expected: format!(
+                    "{} elements like the tensor's shape {}",
+                    self.numel(),
+                    self.shape
+                ),
             });
         }
-        Ok(Tensor { storage: Arc::clone(&self.storage), shape, dtype: self.dtype })
+        Ok(Tensor {
+            storage: Arc::clone(&self.storage),
+            shape,
+            dtype: self.dtype,
+        })
     }
 
-    /// Whether both handles point at the same storage.
+    /// Returns whether both handles point at the same storage.
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
@@ -157,6 +169,9 @@ impl Tensor {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tensor").field("shape", &self.shape).field("dtype", &self.dtype).finish()
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
+            .finish()
     }
 }

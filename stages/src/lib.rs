@@ -3,14 +3,39 @@
 //! [`builtin`] lists them; the runner registers each under its descriptor's name.
 
 mod corpus;
+mod pairs;
+pub mod tokenizer;
+
+mod artifact;
+mod evaluate;
+mod import;
+mod random;
+mod ranking;
+mod split;
 
 use std::sync::Arc;
 
 use flywheel_stage_api::Stage;
 
-pub use corpus::{CorpusStats, ImportCorpus};
+pub use corpus::{CorpusStats, ImportCorpus, terms};
+pub use pairs::ImportPairs;
 
 /// Returns every built-in stage.
 pub fn builtin() -> Vec<Arc<dyn Stage>> {
-    vec![Arc::new(ImportCorpus), Arc::new(CorpusStats)]
+    let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ImportCorpus), Arc::new(CorpusStats), Arc::new(ImportPairs), Arc::new(tokenizer::TrainTokenizer), Arc::new(tokenizer::ImportTokenizer)];
+    stages.extend(relevance_stages());
+    stages
+}
+
+/// The relevance stages: data import and split, simulated clicks, behaviour features, the GBDT
+/// teacher, evaluation and the report.
+fn relevance_stages() -> Vec<Arc<dyn Stage>> {
+    vec![
+        Arc::new(import::ImportQueries),
+        Arc::new(import::ImportDocuments),
+        Arc::new(import::ImportQrels),
+        Arc::new(import::ImportClicks),
+        Arc::new(split::SplitQueries),
+        Arc::new(evaluate::Evaluate),
+    ]
 }

@@ -93,7 +93,12 @@ pub fn attention_dims(
     heads: usize,
 ) -> Result<AttentionDims> {
     let [batch, seq, channels] = *q.dims() else {
-        return Err(KernelError::RankMismatch { op, argument: "q", expected: "3 (B, T, C)", actual: q.shape().clone() });
+        return Err(KernelError::RankMismatch {
+            op,
+            argument: "q",
+            expected: "3 (B, T, C)",
+            actual: q.shape().clone(),
+        });
     };
     expect_f32(op, "q", q, q.dims())?;
     if channels == 0 || heads == 0 || channels % heads != 0 {
@@ -101,7 +106,9 @@ pub fn attention_dims(
             op,
             argument: "heads",
             value: heads.to_string(),
-            expected: format!("a positive divisor of the hidden size C = {channels} (C must be positive)"),
+            expected: format!(
+                "a positive divisor of the hidden size C = {channels} (C must be positive)"
+            ),
         });
     }
     for &(argument, tensor) in btc {
@@ -111,5 +118,11 @@ pub fn attention_dims(
         expect_u32(op, "mask", mask, &[batch, seq])?;
     }
     expect_f32(op, "probs", probs, &[batch, heads, seq, seq])?;
-    Ok(AttentionDims { batch, seq, channels, heads, head_dim: channels / heads })
+    Ok(AttentionDims {
+        batch,
+        seq,
+        channels,
+        heads,
+        head_dim: channels / heads,
+    })
 }

@@ -23,7 +23,12 @@ pub trait DropoutOps {
 }
 
 /// Checks dropout arguments and returns the element count.
-pub fn check_dropout(op: &'static str, input: (&'static str, &Tensor), output: (&'static str, &Tensor), p: f32) -> Result<usize> {
+pub fn check_dropout(
+    op: &'static str,
+    input: (&'static str, &Tensor),
+    output: (&'static str, &Tensor),
+    p: f32,
+) -> Result<usize> {
     let numel = check_same_shape(op, &[input, output])?;
     if !(0.0..1.0).contains(&p) {
         return Err(KernelError::InvalidArgument {

@@ -47,7 +47,12 @@ pub trait ElementwiseOps {
 }
 
 /// Checks `bias_add` or `bias_add_backward` arguments and returns `(N, C)`.
-pub fn check_bias(op: &'static str, x: &Tensor, bias: &Tensor, out: Option<&Tensor>) -> Result<(usize, usize)> {
+pub fn check_bias(
+    op: &'static str,
+    x: &Tensor,
+    bias: &Tensor,
+    out: Option<&Tensor>,
+) -> Result<(usize, usize)> {
     let argument = if op == "bias_add" { "x" } else { "dout" };
     expect_f32(op, argument, x, x.dims())?;
     let (leading, channels) = split_rows(op, argument, x, 1, "at least 1")?;

@@ -1,7 +1,7 @@
 //! `LossOps`: the training losses and their gradients.
 //!
 //! Every loss writes a mean into a `(1)` tensor, and every backward takes the
-//! upstream gradient `dloss` as a `(1)` tensor, so a GPU backend never has to
+//! upstream gradient `dloss` as a `(1)` tensor. So a GPU backend never has to
 //! read a value back to the host in the middle of a step. A mean over zero
 //! terms (an empty batch, all targets ignored, zero total pair weight) is 0,
 //! and its gradient is 0.
@@ -55,7 +55,13 @@ pub trait LossOps {
 
     /// Gradient of `mse`: `dpred = dloss·2·(pred - target)/N`.
     // dloss: (1), pred, target, dpred: same shape
-    fn mse_backward(&self, dloss: &Tensor, pred: &Tensor, target: &Tensor, dpred: &mut Tensor) -> Result<()>;
+    fn mse_backward(
+        &self,
+        dloss: &Tensor,
+        pred: &Tensor,
+        target: &Tensor,
+        dpred: &mut Tensor,
+    ) -> Result<()>;
 
     /// Binary cross-entropy of `sigmoid(logits)` against targets in [0, 1],
     /// computed from the logits without overflow.
@@ -72,13 +78,19 @@ pub trait LossOps {
         dlogits: &mut Tensor,
     ) -> Result<()>;
 
-    /// Weighted pairwise logistic (RankNet) loss. Pair `p = (i, j)` says that
+    /// Weighted pairwise logistic (RankNet) loss. Pair `p = (i, j)` means that
     /// item `i` should score above item `j`, and costs
     /// `weights[p]·ln(1 + exp(scores[j] - scores[i]))`. The loss is the sum of
     /// the costs divided by the sum of the weights. Weights should be
     /// non-negative, and indices must be below `N`.
     // scores: (N), pairs: (P, 2) u32, weights: (P), loss: (1)
-    fn pairwise_logistic(&self, scores: &Tensor, pairs: &Tensor, weights: &Tensor, loss: &mut Tensor) -> Result<()>;
+    fn pairwise_logistic(
+        &self,
+        scores: &Tensor,
+        pairs: &Tensor,
+        weights: &Tensor,
+        loss: &mut Tensor,
+    ) -> Result<()>;
 
     /// Gradient of `pairwise_logistic`. With `g = dloss·w·sigmoid(s_j - s_i)/Σw`
     /// per pair, `dscores[i] -= g` and `dscores[j] += g`, summed over pairs in
@@ -128,16 +140,30 @@ pub fn check_pairwise(
     outputs: &[(&'static str, &Tensor)],
 ) -> Result<(usize, usize)> {
     let [items] = *scores.dims() else {
-        return Err(KernelError::RankMismatch { op, argument: "scores", expected: "1 (N)", actual: scores.shape().clone() });
+        return Err(KernelError::RankMismatch {
+            op,
+            argument: "scores",
+            expected: "1 (N)",
+            actual: scores.shape().clone(),
+        });
     };
     expect_f32(op, "scores", scores, &[items])?;
     let [pair_count, 2] = *pairs.dims() else {
-        return Err(KernelError::RankMismatch { op, argument: "pairs", expected: "2 (P, 2)", actual: pairs.shape().clone() });
+        return Err(KernelError::RankMismatch {
+            op,
+            argument: "pairs",
+            expected: "2 (P, 2)",
+            actual: pairs.shape().clone(),
+        });
     };
     expect_u32(op, "pairs", pairs, &[pair_count, 2])?;
     expect_f32(op, "weights", weights, &[pair_count])?;
     for &(argument, tensor) in outputs {
-        let dims: &[usize] = if argument == "dscores" { &[items] } else { &[1] };
+        let dims: &[usize] = if argument == "dscores" {
+            &[items]
+        } else {
+            &[1]
+        };
         expect_f32(op, argument, tensor, dims)?;
     }
     Ok((items, pair_count))

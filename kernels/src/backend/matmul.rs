@@ -12,11 +12,11 @@
 //! `(B*T, C)` with `Tensor::reshape` so that the weight gradient is one
 //! rank-2 matmul over all rows.
 
+use crate::check::expect_dtype;
 use crate::error::{KernelError, Result};
 use crate::tensor::{DType, Shape, Tensor};
-use crate::check::expect_dtype;
 
-/// How `matmul` reads its operands and writes its output.
+/// Operand layout and output mode of a `matmul` call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MatmulOptions {
     /// `a` is stored as `(K, M)` and used transposed.
@@ -29,15 +29,22 @@ pub struct MatmulOptions {
 
 pub trait MatmulOps {
     /// Computes `out = op(a)·op(b)`, or `out += op(a)·op(b)` with
-    /// `options.accumulate`, where `op` transposes when the option says so.
+    /// `options.accumulate`, where `op` transposes an operand whose
+    /// `transpose_*` option is set.
     ///
-    /// Each operand is rank 2 or rank 3; a rank-3 operand's first dimension
+    /// Each operand is rank 2 or rank 3. A rank-3 operand's first dimension
     /// is the batch, and a rank-2 operand is shared by every batch entry.
     /// `out` is rank 3 when either operand is.
     // a:   (M, K) or (batch, M, K); (K, M) or (batch, K, M) with transpose_a
     // b:   (K, N) or (batch, K, N); (N, K) or (batch, N, K) with transpose_b
     // out: (M, N) or (batch, M, N)
-    fn matmul(&self, a: &Tensor, b: &Tensor, out: &mut Tensor, options: MatmulOptions) -> Result<()>;
+    fn matmul(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        out: &mut Tensor,
+        options: MatmulOptions,
+    ) -> Result<()>;
 }
 
 /// Sizes of one `matmul` call after its shapes were checked.
@@ -54,7 +61,10 @@ pub struct MatmulDims {
 }
 
 /// Splits a rank-2 or rank-3 operand into (batch, rows, cols).
-fn batch_rows_cols(argument: &'static str, tensor: &Tensor) -> Result<(Option<usize>, usize, usize)> {
+fn batch_rows_cols(
+    argument: &'static str,
+    tensor: &Tensor,
+) -> Result<(Option<usize>, usize, usize)> {
     match *tensor.dims() {
         [rows, cols] => Ok((None, rows, cols)),
         [batch, rows, cols] => Ok((Some(batch), rows, cols)),
@@ -68,7 +78,12 @@ fn batch_rows_cols(argument: &'static str, tensor: &Tensor) -> Result<(Option<us
 }
 
 /// Checks the arguments of `matmul` and returns its sizes.
-pub fn matmul_dims(a: &Tensor, b: &Tensor, out: &Tensor, options: MatmulOptions) -> Result<MatmulDims> {
+pub fn matmul_dims(
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    options: MatmulOptions,
+) -> Result<MatmulDims> {
     const OP: &str = "matmul";
     expect_dtype(OP, "a", a, DType::F32)?;
     expect_dtype(OP, "b", b, DType::F32)?;
@@ -76,12 +91,24 @@ pub fn matmul_dims(a: &Tensor, b: &Tensor, out: &Tensor, options: MatmulOptions)
 
     let (a_batch, a_rows, a_cols) = batch_rows_cols("a", a)?;
     let (b_batch, b_rows, b_cols) = batch_rows_cols("b", b)?;
-    let (m, k) = if options.transpose_a { (a_cols, a_rows) } else { (a_rows, a_cols) };
-    let (b_k, n) = if options.transpose_b { (b_cols, b_rows) } else { (b_rows, b_cols) };
+    let (m, k) = if options.transpose_a {
+        (a_cols, a_rows)
+    } else {
+        (a_rows, a_cols)
+    };
+    let (b_k, n) = if options.transpose_b {
+        (b_cols, b_rows)
+    } else {
+        (b_rows, b_cols)
+    };
 
     let batch = match (a_batch, b_batch) {
         (Some(a_batch), Some(b_batch)) if a_batch != b_batch => {
-            return Err(shape_error("b", expected_b(Some(a_batch), k, n, options), b));
+            return Err(shape_error(
+                "b",
+                expected_b(Some(a_batch), k, n, options),
+                b,
+            ));
         }
         (Some(batch), _) | (None, Some(batch)) => Some(batch),
         (None, None) => None,
@@ -118,5 +145,10 @@ fn expected_b(batch: Option<usize>, k: usize, n: usize, options: MatmulOptions) 
 }
 
 fn shape_error(argument: &'static str, expected: Vec<usize>, actual: &Tensor) -> KernelError {
-    KernelError::ShapeMismatch { op: "matmul", argument, expected: Shape::from(expected), actual: actual.shape().clone() }
+    KernelError::ShapeMismatch {
+        op: "matmul",
+        argument,
+        expected: Shape::from(expected),
+        actual: actual.shape().clone(),
+    }
 }

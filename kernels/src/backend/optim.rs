@@ -1,7 +1,6 @@
 //! `OptimOps`: the AdamW update and global-norm gradient clipping.
 //!
-//! AdamW (Loshchilov and Hutter, "Decoupled Weight Decay Regularization",
-//! 2019) at step `t` (1-based), per element:
+//! AdamW (Adam with decoupled weight decay) at step `t` (1-based), per element:
 //!
 //! ```text
 //! m = beta1·m + (1 - beta1)·g
@@ -28,9 +27,15 @@ pub struct AdamWConfig {
 }
 
 impl Default for AdamWConfig {
-    /// BERT's pre-training values: lr 1e-4, betas (0.9, 0.999), eps 1e-6, weight decay 0.01.
+    /// lr 1e-4, betas (0.9, 0.999), eps 1e-6, weight decay 0.01.
     fn default() -> Self {
-        AdamWConfig { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-6, weight_decay: 0.01 }
+        AdamWConfig {
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-6,
+            weight_decay: 0.01,
+        }
     }
 }
 
@@ -52,30 +57,55 @@ pub trait OptimOps {
     /// when it exceeds `max_norm` scales every gradient by
     /// `max_norm / (norm + 1e-6)`.
     // grads: any shapes, norm: (1)
-    fn clip_grad_norm(&self, grads: &mut [&mut Tensor], max_norm: f32, norm: &mut Tensor) -> Result<()>;
+    fn clip_grad_norm(
+        &self,
+        grads: &mut [&mut Tensor],
+        max_norm: f32,
+        norm: &mut Tensor,
+    ) -> Result<()>;
 }
 
 /// Checks AdamW arguments and returns the element count.
-pub fn check_adamw(param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, config: &AdamWConfig, step: u32) -> Result<usize> {
+pub fn check_adamw(
+    param: &Tensor,
+    grad: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    config: &AdamWConfig,
+    step: u32,
+) -> Result<usize> {
     const OP: &str = "adamw_step";
     let numel = check_same_shape(OP, &[("param", param), ("grad", grad), ("m", m), ("v", v)])?;
-    let invalid = |argument: &'static str, value: String, expected: &str| KernelError::InvalidArgument {
-        op: OP,
-        argument,
-        value,
-        expected: expected.to_string(),
-    };
+    let invalid =
+        |argument: &'static str, value: String, expected: &str| KernelError::InvalidArgument {
+            op: OP,
+            argument,
+            value,
+            expected: expected.to_string(),
+        };
     if step == 0 {
-        return Err(invalid("step", "0".to_string(), "a step count starting at 1"));
+        return Err(invalid(
+            "step",
+            "0".to_string(),
+            "a step count starting at 1",
+        ));
     }
     for (argument, beta) in [("beta1", config.beta1), ("beta2", config.beta2)] {
         if !(0.0..1.0).contains(&beta) {
             return Err(invalid(argument, beta.to_string(), "a value in [0, 1)"));
         }
     }
-    for (argument, value) in [("lr", config.lr), ("eps", config.eps), ("weight_decay", config.weight_decay)] {
+    for (argument, value) in [
+        ("lr", config.lr),
+        ("eps", config.eps),
+        ("weight_decay", config.weight_decay),
+    ] {
         if !(value.is_finite() && value >= 0.0) {
-            return Err(invalid(argument, value.to_string(), "a finite non-negative number"));
+            return Err(invalid(
+                argument,
+                value.to_string(),
+                "a finite non-negative number",
+            ));
         }
     }
     Ok(numel)

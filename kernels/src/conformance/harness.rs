@@ -5,14 +5,13 @@
 //! # Error model
 //!
 //! `UNIT_ROUNDOFF` is `u = 2⁻²⁴`, the largest relative error of one rounded
-//! f32 operation. A sum of `n` rounded terms, in any order, is within
-//! `(n - 1)·u·Σ|term|` of the exact sum (Higham, "Accuracy and Stability of
-//! Numerical Algorithms", 2nd ed., section 4.2), so bounds below scale with
-//! the number of terms in the longest sum that produces an element (the
+//! f32 operation. A sum of `n` rounded terms, added in any order, is within
+//! `(n - 1)·u·Σ|term|` of the exact sum to first order in `u` (the standard
+//! worst-case bound for floating-point summation). So the bounds below scale
+//! with the number of terms in the longest sum that produces an element (the
 //! matmul inner dimension, the row length, the number of rows) times the
-//! magnitude of its terms. Every op's bound is built from that rule plus a
-//! small count of extra roundings, and the check files name and justify
-//! each one.
+//! magnitude of its terms. Every op's bound is that rule plus a small count
+//! of extra roundings, and the check files name and justify each one.
 
 use crate::backend::Backend;
 use crate::error::KernelError;
@@ -31,8 +30,8 @@ const FD_STEP: f64 = 1e-5;
 /// the O(1e-2) errors that a wrong gradient formula gives.
 pub const FD_TOLERANCE: f64 = 1e-6;
 
-/// SplitMix64 generator (Steele, Lea and Flood, OOPSLA 2014), so that every
-/// backend sees the same inputs without an extra dependency.
+/// SplitMix64 generator, so that every backend gets the same inputs without
+/// an extra dependency.
 pub struct Rng(u64);
 
 impl Rng {
@@ -71,12 +70,16 @@ impl Rng {
 
     /// `len` uniform samples in `[low, high)`, rounded to f32.
     pub fn uniform_vec(&mut self, len: usize, low: f64, high: f64) -> Vec<f32> {
-        (0..len).map(|_| (low + (high - low) * self.uniform()) as f32).collect()
+        (0..len)
+            .map(|_| (low + (high - low) * self.uniform()) as f32)
+            .collect()
     }
 
     /// `len` integers in `-range..=range` as f32, so that sums of them are exact.
     pub fn small_ints(&mut self, len: usize, range: i32) -> Vec<f32> {
-        (0..len).map(|_| (self.below((2 * range + 1) as usize) as i32 - range) as f32).collect()
+        (0..len)
+            .map(|_| (self.below((2 * range + 1) as usize) as i32 - range) as f32)
+            .collect()
     }
 }
 
@@ -87,12 +90,16 @@ pub fn f64s(values: &[f32]) -> Vec<f64> {
 
 /// Uploads f32 data, panicking with the op name on failure.
 pub fn upload(backend: &dyn Backend, data: &[f32], dims: &[usize]) -> Tensor {
-    backend.upload(data, dims).unwrap_or_else(|error| panic!("upload {dims:?}: {error}"))
+    backend
+        .upload(data, dims)
+        .unwrap_or_else(|error| panic!("upload {dims:?}: {error}"))
 }
 
 /// Uploads u32 data.
 pub fn upload_u32(backend: &dyn Backend, data: &[u32], dims: &[usize]) -> Tensor {
-    backend.upload_u32(data, dims).unwrap_or_else(|error| panic!("upload_u32 {dims:?}: {error}"))
+    backend
+        .upload_u32(data, dims)
+        .unwrap_or_else(|error| panic!("upload_u32 {dims:?}: {error}"))
 }
 
 /// Allocates an output filled with NaN, so that an element the op fails to
@@ -104,19 +111,31 @@ pub fn poisoned(backend: &dyn Backend, dims: &[usize]) -> Tensor {
 
 /// Downloads f32 data.
 pub fn download(backend: &dyn Backend, tensor: &Tensor) -> Vec<f32> {
-    backend.download(tensor).unwrap_or_else(|error| panic!("download: {error}"))
+    backend
+        .download(tensor)
+        .unwrap_or_else(|error| panic!("download: {error}"))
 }
 
 /// Asserts `|got[i] - want[i]| <= bound[i]` for every element, treating NaN
 /// as a failure, and reports the worst element.
-pub fn assert_within(what: &str, got: &[f32], want: &[f64], bound: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{what}: got {} elements, expected {}", got.len(), want.len());
+pub fn assert_within(case: &str, got: &[f32], want: &[f64], bound: &[f64]) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{case}: got {} elements, expected {}",
+        got.len(),
+        want.len()
+    );
     let mut worst: Option<(usize, f64)> = None;
     for index in 0..got.len() {
         let error = (got[index] as f64 - want[index]).abs();
-        // NaN compares false, so an unwritten sentinel fails here.
-        if !(error <= bound[index]) {
-            let ratio = if error.is_nan() { f64::INFINITY } else { error / bound[index] };
+        // An unwritten NaN sentinel makes the error NaN, which fails here.
+        if error.is_nan() || error > bound[index] {
+            let ratio = if error.is_nan() {
+                f64::INFINITY
+            } else {
+                error / bound[index]
+            };
             if worst.is_none_or(|(_, worst_ratio)| ratio > worst_ratio) {
                 worst = Some((index, ratio));
             }
@@ -124,7 +143,7 @@ pub fn assert_within(what: &str, got: &[f32], want: &[f64], bound: &[f64]) {
     }
     if let Some((index, _)) = worst {
         panic!(
-            "{what}: element {index} is {}, expected {} within {:e} (error {:e})",
+            "{case}: element {index} is {}, expected {} within {:e} (error {:e})",
             got[index],
             want[index],
             bound[index],
@@ -134,27 +153,51 @@ pub fn assert_within(what: &str, got: &[f32], want: &[f64], bound: &[f64]) {
 }
 
 /// Asserts that each element is within `abs + rel·|want|`.
-pub fn assert_close(what: &str, got: &[f32], want: &[f64], abs: f64, rel: f64) {
+pub fn assert_close(case: &str, got: &[f32], want: &[f64], abs: f64, rel: f64) {
     let bound: Vec<f64> = want.iter().map(|want| abs + rel * want.abs()).collect();
-    assert_within(what, got, want, &bound);
+    assert_within(case, got, want, &bound);
 }
 
 /// Asserts bit equality, for results that every summation order gets exactly.
-pub fn assert_exact(what: &str, got: &[f32], want: &[f64]) {
-    assert_within(what, got, want, &vec![0.0; want.len()]);
+pub fn assert_exact(case: &str, got: &[f32], want: &[f64]) {
+    assert_within(case, got, want, &vec![0.0; want.len()]);
 }
 
-/// Asserts that an f64 analytic gradient matches central differences of
-/// `loss` within `FD_TOLERANCE·(1 + |gradient|)`.
-pub fn assert_gradient(what: &str, x: &[f64], analytic: &[f64], loss: impl Fn(&[f64]) -> f64) {
+/// Checks a gradient against central differences of `loss` at `x`: the f64
+/// analytic gradient within `FD_TOLERANCE·(1 + |numeric|)`, and the
+/// backend's gradient within its op bound `bound` widened by the same amount.
+pub fn assert_gradient(
+    case: &str,
+    x: &[f64],
+    loss: impl Fn(&[f64]) -> f64,
+    analytic: &[f64],
+    got: &[f32],
+    bound: &[f64],
+) {
     let numeric = numerical_gradient(x, loss);
-    for (index, (&analytic, &numeric)) in analytic.iter().zip(&numeric).enumerate() {
-        let allowed = FD_TOLERANCE * (1.0 + numeric.abs());
+    let fd_bound: Vec<f64> = numeric
+        .iter()
+        .map(|numeric| FD_TOLERANCE * (1.0 + numeric.abs()))
+        .collect();
+    for (index, ((&analytic, &numeric), &allowed)) in
+        analytic.iter().zip(&numeric).zip(&fd_bound).enumerate()
+    {
         assert!(
             (analytic - numeric).abs() <= allowed,
-            "{what}: element {index}: analytic gradient {analytic}, finite difference {numeric}"
+            "{case}: element {index}: f64 analytic gradient {analytic}, finite difference {numeric}"
         );
     }
+    let widened: Vec<f64> = bound
+        .iter()
+        .zip(&fd_bound)
+        .map(|(bound, fd)| bound + fd)
+        .collect();
+    assert_within(
+        &format!("{case} against finite differences"),
+        got,
+        &numeric,
+        &widened,
+    );
 }
 
 /// Central-difference gradient of `loss` at `x`.
@@ -181,14 +224,23 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Asserts that an op call failed with a shape or rank mismatch from `op`
 /// and left `output` untouched (still all NaN).
-pub fn assert_rejected(backend: &dyn Backend, result: crate::error::Result<()>, op: &str, output: &Tensor) {
+pub fn assert_rejected(
+    backend: &dyn Backend,
+    result: crate::error::Result<()>,
+    op: &str,
+    output: &Tensor,
+) {
     match result {
-        Err(KernelError::ShapeMismatch { op: failed, .. }) | Err(KernelError::RankMismatch { op: failed, .. }) => {
+        Err(KernelError::ShapeMismatch { op: failed, .. })
+        | Err(KernelError::RankMismatch { op: failed, .. }) => {
             assert_eq!(failed, op, "error names the wrong op")
         }
         Err(other) => panic!("{op}: expected a shape mismatch, got {other}"),
         Ok(()) => panic!("{op}: accepted a mismatched shape"),
     }
     let data = download(backend, output);
-    assert!(data.iter().all(|value| value.is_nan()), "{op}: wrote its output before rejecting the call");
+    assert!(
+        data.iter().all(|value| value.is_nan()),
+        "{op}: wrote its output before rejecting the call"
+    );
 }

@@ -6,10 +6,10 @@
 
 use rayon::prelude::*;
 
+use super::CpuBackend;
 use super::parallel::{ELEMENT_CHUNK, add_partials, rows_per_task};
 use super::simd::dispatch;
 use super::storage::{read, write};
-use super::CpuBackend;
 use crate::backend::{ElementwiseOps, check_bias, check_same_shape};
 use crate::error::Result;
 use crate::math;
@@ -17,16 +17,18 @@ use crate::tensor::Tensor;
 
 /// Applies `f` to each element of `x`, writing `out`, in parallel chunks.
 fn map_unary(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    out.par_chunks_mut(ELEMENT_CHUNK).zip(x.par_chunks(ELEMENT_CHUNK)).for_each(|(out, x)| {
-        dispatch(
-            #[inline(always)]
-            || {
-                for (out, &x) in out.iter_mut().zip(x) {
-                    *out = f(x);
-                }
-            },
-        )
-    });
+    out.par_chunks_mut(ELEMENT_CHUNK)
+        .zip(x.par_chunks(ELEMENT_CHUNK))
+        .for_each(|(out, x)| {
+            dispatch(
+                #[inline(always)]
+                || {
+                    for (out, &x) in out.iter_mut().zip(x) {
+                        *out = f(x);
+                    }
+                },
+            )
+        });
 }
 
 /// Applies `f` to each pair `(a[i], b[i])`, writing `out`, in parallel chunks.
@@ -46,29 +48,34 @@ fn map_binary(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32
 }
 
 pub(crate) fn fill(out: &mut [f32], value: f32) {
-    out.par_chunks_mut(ELEMENT_CHUNK).for_each(|out| out.fill(value));
+    out.par_chunks_mut(ELEMENT_CHUNK)
+        .for_each(|out| out.fill(value));
 }
 
 pub(crate) fn copy(src: &[f32], dst: &mut [f32]) {
-    dst.par_chunks_mut(ELEMENT_CHUNK).zip(src.par_chunks(ELEMENT_CHUNK)).for_each(|(dst, src)| dst.copy_from_slice(src));
+    dst.par_chunks_mut(ELEMENT_CHUNK)
+        .zip(src.par_chunks(ELEMENT_CHUNK))
+        .for_each(|(dst, src)| dst.copy_from_slice(src));
 }
 
 /// `out[r, c] = x[r, c] + bias[c]`.
 // x: (N, C), bias: (C), out: (N, C)
 fn bias_add(x: &[f32], bias: &[f32], out: &mut [f32], channels: usize) {
     let task = rows_per_task(channels) * channels;
-    out.par_chunks_mut(task).zip(x.par_chunks(task)).for_each(|(out, x)| {
-        dispatch(
-            #[inline(always)]
-            || {
-                for (out, x) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
-                    for ((out, &x), &bias) in out.iter_mut().zip(x).zip(bias) {
-                        *out = x + bias;
+    out.par_chunks_mut(task)
+        .zip(x.par_chunks(task))
+        .for_each(|(out, x)| {
+            dispatch(
+                #[inline(always)]
+                || {
+                    for (out, x) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
+                        for ((out, &x), &bias) in out.iter_mut().zip(x).zip(bias) {
+                            *out = x + bias;
+                        }
                     }
-                }
-            },
-        )
-    });
+                },
+            )
+        });
 }
 
 /// `dbias[c] += Σ_r dout[r, c]`, summing rows in blocks and the blocks in order.
@@ -122,7 +129,13 @@ impl ElementwiseOps for CpuBackend {
     }
 
     fn gelu_backward(&self, dout: &Tensor, x: &Tensor, dx: &mut Tensor) -> Result<()> {
-        self.binary("gelu_backward", ("dout", dout), ("x", x), ("dx", dx), |dout, x| dout * math::gelu_grad(x))
+        self.binary(
+            "gelu_backward",
+            ("dout", dout),
+            ("x", x),
+            ("dx", dx),
+            |dout, x| dout * math::gelu_grad(x),
+        )
     }
 
     fn tanh(&self, x: &Tensor, out: &mut Tensor) -> Result<()> {
@@ -130,7 +143,13 @@ impl ElementwiseOps for CpuBackend {
     }
 
     fn tanh_backward(&self, dout: &Tensor, out: &Tensor, dx: &mut Tensor) -> Result<()> {
-        self.binary("tanh_backward", ("dout", dout), ("out", out), ("dx", dx), |dout, out| dout * (1.0 - out * out))
+        self.binary(
+            "tanh_backward",
+            ("dout", dout),
+            ("out", out),
+            ("dx", dx),
+            |dout, out| dout * (1.0 - out * out),
+        )
     }
 
     fn add(&self, a: &Tensor, b: &Tensor, out: &mut Tensor) -> Result<()> {
@@ -144,16 +163,18 @@ impl ElementwiseOps for CpuBackend {
         let mut dst = write::<f32>(OP, "dst", dst)?;
         let (x, dst): (&[f32], &mut [f32]) = (&x, &mut dst);
         self.install(|| {
-            dst.par_chunks_mut(ELEMENT_CHUNK).zip(x.par_chunks(ELEMENT_CHUNK)).for_each(|(dst, x)| {
-                dispatch(
-                    #[inline(always)]
-                    || {
-                        for (dst, &x) in dst.iter_mut().zip(x) {
-                            *dst += x;
-                        }
-                    },
-                )
-            })
+            dst.par_chunks_mut(ELEMENT_CHUNK)
+                .zip(x.par_chunks(ELEMENT_CHUNK))
+                .for_each(|(dst, x)| {
+                    dispatch(
+                        #[inline(always)]
+                        || {
+                            for (dst, &x) in dst.iter_mut().zip(x) {
+                                *dst += x;
+                            }
+                        },
+                    )
+                })
         });
         Ok(())
     }

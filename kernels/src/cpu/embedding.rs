@@ -4,17 +4,28 @@
 
 use rayon::prelude::*;
 
+use super::CpuBackend;
 use super::parallel::rows_per_task;
 use super::storage::{read, write};
-use super::CpuBackend;
 use crate::backend::{EmbeddingOps, check_embedding};
 use crate::error::{KernelError, Result};
 use crate::tensor::Tensor;
 
 /// Returns an error for the first id that is not below `limit`.
-pub(crate) fn check_indices(op: &'static str, argument: &'static str, ids: &[u32], limit: usize) -> Result<()> {
+pub(crate) fn check_indices(
+    op: &'static str,
+    argument: &'static str,
+    ids: &[u32],
+    limit: usize,
+) -> Result<()> {
     match ids.iter().position(|&id| id as usize >= limit) {
-        Some(position) => Err(KernelError::IndexOutOfRange { op, argument, index: ids[position], position, limit }),
+        Some(position) => Err(KernelError::IndexOutOfRange {
+            op,
+            argument,
+            index: ids[position],
+            position,
+            limit,
+        }),
         None => Ok(()),
     }
 }
@@ -34,12 +45,14 @@ impl EmbeddingOps for CpuBackend {
 
         let rows = rows_per_task(channels);
         self.install(|| {
-            out.par_chunks_mut(rows * channels).zip(ids.par_chunks(rows)).for_each(|(out, ids)| {
-                for (out, &id) in out.chunks_exact_mut(channels).zip(ids) {
-                    let start = id as usize * channels;
-                    out.copy_from_slice(&table[start..start + channels]);
-                }
-            })
+            out.par_chunks_mut(rows * channels)
+                .zip(ids.par_chunks(rows))
+                .for_each(|(out, ids)| {
+                    for (out, &id) in out.chunks_exact_mut(channels).zip(ids) {
+                        let start = id as usize * channels;
+                        out.copy_from_slice(&table[start..start + channels]);
+                    }
+                })
         });
         Ok(())
     }
@@ -65,18 +78,26 @@ impl EmbeddingOps for CpuBackend {
         // whose ids fall in the block, in order.
         let rows = rows_per_task(channels);
         self.install(|| {
-            dtable.par_chunks_mut(rows * channels).enumerate().for_each(|(block, dtable)| {
-                let first_id = block * rows;
-                let start = order.partition_point(|&position| (ids[position as usize] as usize) < first_id);
-                let end = order.partition_point(|&position| (ids[position as usize] as usize) < first_id + rows);
-                for &position in &order[start..end] {
-                    let local = (ids[position as usize] as usize - first_id) * channels;
-                    let source = &dout[position as usize * channels..(position as usize + 1) * channels];
-                    for (dst, &value) in dtable[local..local + channels].iter_mut().zip(source) {
-                        *dst += value;
+            dtable
+                .par_chunks_mut(rows * channels)
+                .enumerate()
+                .for_each(|(block, dtable)| {
+                    let first_id = block * rows;
+                    let start = order
+                        .partition_point(|&position| (ids[position as usize] as usize) < first_id);
+                    let end = order.partition_point(|&position| {
+                        (ids[position as usize] as usize) < first_id + rows
+                    });
+                    for &position in &order[start..end] {
+                        let local = (ids[position as usize] as usize - first_id) * channels;
+                        let source =
+                            &dout[position as usize * channels..(position as usize + 1) * channels];
+                        for (dst, &value) in dtable[local..local + channels].iter_mut().zip(source)
+                        {
+                            *dst += value;
+                        }
                     }
-                }
-            })
+                })
         });
         Ok(())
     }

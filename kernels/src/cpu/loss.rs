@@ -3,11 +3,11 @@
 
 use rayon::prelude::*;
 
+use super::CpuBackend;
 use super::embedding::check_indices;
 use super::parallel::{chunked_sum2, rows_per_task};
 use super::simd::{dispatch, max, sum_by, sum_by2};
 use super::storage::{read, write};
-use super::CpuBackend;
 use crate::backend::{LossOps, check_cross_entropy, check_pairwise, check_same_shape};
 use crate::check::expect_f32;
 use crate::error::{KernelError, Result};
@@ -27,7 +27,11 @@ fn sigmoid(z: f32) -> f32 {
 
 /// Mean of `total` over `count` terms, 0 when there are none.
 fn mean_or_zero(total: f64, count: usize) -> f32 {
-    if count == 0 { 0.0 } else { (total / count as f64) as f32 }
+    if count == 0 {
+        0.0
+    } else {
+        (total / count as f64) as f32
+    }
 }
 
 /// Reads the single element of a `(1)` tensor.
@@ -38,7 +42,10 @@ fn read_scalar(op: &'static str, argument: &'static str, tensor: &Tensor) -> Res
 
 /// Returns an error for the first target that is neither `ignore_index` nor below `vocab`.
 fn check_targets(op: &'static str, targets: &[u32], ignore_index: u32, vocab: usize) -> Result<()> {
-    match targets.iter().position(|&target| target != ignore_index && target as usize >= vocab) {
+    match targets
+        .iter()
+        .position(|&target| target != ignore_index && target as usize >= vocab)
+    {
         Some(position) => Err(KernelError::IndexOutOfRange {
             op,
             argument: "targets",
@@ -53,9 +60,19 @@ fn check_targets(op: &'static str, targets: &[u32], ignore_index: u32, vocab: us
 /// Writes `ln Σ exp(row)` for each row and returns the sum of `lse - row[target]`
 /// over kept rows of the block.
 // logits: (rows, V), targets: (rows), logsumexp: (rows)
-fn cross_entropy_block(logits: &[f32], targets: &[u32], ignore_index: u32, logsumexp: &mut [f32], vocab: usize) -> f32 {
+fn cross_entropy_block(
+    logits: &[f32],
+    targets: &[u32],
+    ignore_index: u32,
+    logsumexp: &mut [f32],
+    vocab: usize,
+) -> f32 {
     let mut total = 0.0f32;
-    for ((row, &target), lse) in logits.chunks_exact(vocab).zip(targets).zip(logsumexp.iter_mut()) {
+    for ((row, &target), lse) in logits
+        .chunks_exact(vocab)
+        .zip(targets)
+        .zip(logsumexp.iter_mut())
+    {
         let row_max = max(row);
         let sum = dispatch(
             #[inline(always)]
@@ -79,14 +96,25 @@ impl LossOps for CpuBackend {
         logsumexp: &mut Tensor,
     ) -> Result<()> {
         const OP: &str = "cross_entropy";
-        let (rows, vocab) = check_cross_entropy(OP, logits, targets, &[], &[("logsumexp", logsumexp)], &[("loss", loss)])?;
+        let (rows, vocab) = check_cross_entropy(
+            OP,
+            logits,
+            targets,
+            &[],
+            &[("logsumexp", logsumexp)],
+            &[("loss", loss)],
+        )?;
         let logits = read::<f32>(OP, "logits", logits)?;
         let targets = read::<u32>(OP, "targets", targets)?;
         let mut loss = write::<f32>(OP, "loss", loss)?;
         let mut logsumexp = write::<f32>(OP, "logsumexp", logsumexp)?;
-        let (logits, targets, logsumexp): (&[f32], &[u32], &mut [f32]) = (&logits, &targets, &mut logsumexp);
+        let (logits, targets, logsumexp): (&[f32], &[u32], &mut [f32]) =
+            (&logits, &targets, &mut logsumexp);
         check_targets(OP, targets, ignore_index, vocab)?;
-        let kept = targets.iter().filter(|&&target| target != ignore_index).count();
+        let kept_rows = targets
+            .iter()
+            .filter(|&&target| target != ignore_index)
+            .count();
         if rows == 0 || vocab == 0 {
             logsumexp.fill(f32::NEG_INFINITY);
             loss[0] = 0.0;
@@ -97,12 +125,18 @@ impl LossOps for CpuBackend {
         let partials: Vec<f32> = self.install(|| {
             logits
                 .par_chunks(block * vocab)
-                .zip(targets.par_chunks(block).zip(logsumexp.par_chunks_mut(block)))
-                .map(|(logits, (targets, logsumexp))| cross_entropy_block(logits, targets, ignore_index, logsumexp, vocab))
+                .zip(
+                    targets
+                        .par_chunks(block)
+                        .zip(logsumexp.par_chunks_mut(block)),
+                )
+                .map(|(logits, (targets, logsumexp))| {
+                    cross_entropy_block(logits, targets, ignore_index, logsumexp, vocab)
+                })
                 .collect()
         });
         let total: f64 = partials.iter().map(|&partial| partial as f64).sum();
-        loss[0] = mean_or_zero(total, kept);
+        loss[0] = mean_or_zero(total, kept_rows);
         Ok(())
     }
 
@@ -116,8 +150,14 @@ impl LossOps for CpuBackend {
         dlogits: &mut Tensor,
     ) -> Result<()> {
         const OP: &str = "cross_entropy_backward";
-        let (_, vocab) =
-            check_cross_entropy(OP, logits, targets, &[("dlogits", dlogits)], &[("logsumexp", logsumexp)], &[("dloss", dloss)])?;
+        let (_, vocab) = check_cross_entropy(
+            OP,
+            logits,
+            targets,
+            &[("dlogits", dlogits)],
+            &[("logsumexp", logsumexp)],
+            &[("dloss", dloss)],
+        )?;
         let dloss = read_scalar(OP, "dloss", dloss)?;
         let logits = read::<f32>(OP, "logits", logits)?;
         let targets = read::<u32>(OP, "targets", targets)?;
@@ -129,8 +169,15 @@ impl LossOps for CpuBackend {
         if vocab == 0 {
             return Ok(());
         }
-        let kept = targets.iter().filter(|&&target| target != ignore_index).count();
-        let factor = if kept == 0 { 0.0 } else { (dloss as f64 / kept as f64) as f32 };
+        let kept_rows = targets
+            .iter()
+            .filter(|&&target| target != ignore_index)
+            .count();
+        let factor = if kept_rows == 0 {
+            0.0
+        } else {
+            (dloss as f64 / kept_rows as f64) as f32
+        };
 
         let block = rows_per_task(vocab);
         self.install(|| {
@@ -139,7 +186,9 @@ impl LossOps for CpuBackend {
                 .zip(logits.par_chunks(block * vocab))
                 .zip(targets.par_chunks(block).zip(logsumexp.par_chunks(block)))
                 .for_each(|((dlogits, logits), (targets, logsumexp))| {
-                    let rows = dlogits.chunks_exact_mut(vocab).zip(logits.chunks_exact(vocab));
+                    let rows = dlogits
+                        .chunks_exact_mut(vocab)
+                        .zip(logits.chunks_exact(vocab));
                     for ((drow, row), (&target, &lse)) in rows.zip(targets.iter().zip(logsumexp)) {
                         if target == ignore_index {
                             drow.fill(0.0);
@@ -180,12 +229,28 @@ impl LossOps for CpuBackend {
         Ok(())
     }
 
-    fn mse_backward(&self, dloss: &Tensor, pred: &Tensor, target: &Tensor, dpred: &mut Tensor) -> Result<()> {
+    fn mse_backward(
+        &self,
+        dloss: &Tensor,
+        pred: &Tensor,
+        target: &Tensor,
+        dpred: &mut Tensor,
+    ) -> Result<()> {
         const OP: &str = "mse_backward";
         let count = check_same_shape(OP, &[("pred", pred), ("target", target), ("dpred", dpred)])?;
         let dloss = read_scalar(OP, "dloss", dloss)?;
-        let factor = if count == 0 { 0.0 } else { (2.0 * dloss as f64 / count as f64) as f32 };
-        self.binary(OP, ("pred", pred), ("target", target), ("dpred", dpred), move |p, t| factor * (p - t))
+        let factor = if count == 0 {
+            0.0
+        } else {
+            (2.0 * dloss as f64 / count as f64) as f32
+        };
+        self.binary(
+            OP,
+            ("pred", pred),
+            ("target", target),
+            ("dpred", dpred),
+            move |p, t| factor * (p - t),
+        )
     }
 
     fn bce_with_logits(&self, logits: &Tensor, targets: &Tensor, loss: &mut Tensor) -> Result<()> {
@@ -197,23 +262,52 @@ impl LossOps for CpuBackend {
         let mut loss = write::<f32>(OP, "loss", loss)?;
         let (logits, targets): (&[f32], &[f32]) = (&logits, &targets);
         let total = self.install(|| {
-            chunked_sum2(logits, targets, |logits, targets| sum_by2(logits, targets, |x, y| softplus(x) - x * y))
+            chunked_sum2(logits, targets, |logits, targets| {
+                sum_by2(logits, targets, |x, y| softplus(x) - x * y)
+            })
         });
         loss[0] = mean_or_zero(total, count);
         Ok(())
     }
 
-    fn bce_with_logits_backward(&self, dloss: &Tensor, logits: &Tensor, targets: &Tensor, dlogits: &mut Tensor) -> Result<()> {
+    fn bce_with_logits_backward(
+        &self,
+        dloss: &Tensor,
+        logits: &Tensor,
+        targets: &Tensor,
+        dlogits: &mut Tensor,
+    ) -> Result<()> {
         const OP: &str = "bce_with_logits_backward";
-        let count = check_same_shape(OP, &[("logits", logits), ("targets", targets), ("dlogits", dlogits)])?;
+        let count = check_same_shape(
+            OP,
+            &[
+                ("logits", logits),
+                ("targets", targets),
+                ("dlogits", dlogits),
+            ],
+        )?;
         let dloss = read_scalar(OP, "dloss", dloss)?;
-        let factor = if count == 0 { 0.0 } else { (dloss as f64 / count as f64) as f32 };
-        self.binary(OP, ("logits", logits), ("targets", targets), ("dlogits", dlogits), move |x, y| {
-            factor * (sigmoid(x) - y)
-        })
+        let factor = if count == 0 {
+            0.0
+        } else {
+            (dloss as f64 / count as f64) as f32
+        };
+        self.binary(
+            OP,
+            ("logits", logits),
+            ("targets", targets),
+            ("dlogits", dlogits),
+            move |x, y| factor * (sigmoid(x) - y),
+        )
     }
 
-    fn pairwise_logistic(&self, scores: &Tensor, pairs: &Tensor, weights: &Tensor, loss: &mut Tensor) -> Result<()> {
+    fn pairwise_logistic(
+        &self,
+        scores: &Tensor,
+        pairs: &Tensor,
+        weights: &Tensor,
+        loss: &mut Tensor,
+    ) -> Result<()> {
         const OP: &str = "pairwise_logistic";
         let (items, _) = check_pairwise(OP, scores, pairs, weights, &[("loss", loss)])?;
         let scores = read::<f32>(OP, "scores", scores)?;
@@ -229,7 +323,11 @@ impl LossOps for CpuBackend {
             total += (weight * softplus(margin)) as f64;
             weight_sum += weight as f64;
         }
-        loss[0] = if weight_sum == 0.0 { 0.0 } else { (total / weight_sum) as f32 };
+        loss[0] = if weight_sum == 0.0 {
+            0.0
+        } else {
+            (total / weight_sum) as f32
+        };
         Ok(())
     }
 
@@ -242,7 +340,13 @@ impl LossOps for CpuBackend {
         dscores: &mut Tensor,
     ) -> Result<()> {
         const OP: &str = "pairwise_logistic_backward";
-        let (items, _) = check_pairwise(OP, scores, pairs, weights, &[("dloss", dloss), ("dscores", dscores)])?;
+        let (items, _) = check_pairwise(
+            OP,
+            scores,
+            pairs,
+            weights,
+            &[("dloss", dloss), ("dscores", dscores)],
+        )?;
         let dloss = read_scalar(OP, "dloss", dloss)?;
         let scores = read::<f32>(OP, "scores", scores)?;
         let pairs = read::<u32>(OP, "pairs", pairs)?;

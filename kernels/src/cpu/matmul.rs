@@ -2,15 +2,16 @@
 //! wrapper that attention also uses for strided per-head matrices.
 //!
 //! A batched matmul with at least as many batch entries as threads runs the
-//! entries in parallel with single-threaded `gemm` calls; otherwise entries
-//! run one after another, each on all threads. Either way each output element
-//! is summed in a fixed order (see the determinism note in `cpu`).
+//! entries in parallel with single-threaded `gemm` calls. Smaller batches run
+//! their entries one after another, each on all threads. Either way each
+//! output element is summed in a fixed order (see the determinism note in
+//! `cpu`).
 
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::storage::{read, write};
 use super::CpuBackend;
+use super::storage::{read, write};
 use crate::backend::{MatmulDims, MatmulOps, MatmulOptions, matmul_dims};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -30,21 +31,42 @@ pub(crate) struct MatrixView<'a> {
 impl<'a> MatrixView<'a> {
     /// Row-major `(rows, cols)` matrix starting at `offset`, or its transpose
     /// when `transposed` (then the slice stores `(cols, rows)`).
-    pub fn dense(data: &'a [f32], offset: usize, rows: usize, cols: usize, transposed: bool) -> Self {
+    pub fn dense(
+        data: &'a [f32],
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        transposed: bool,
+    ) -> Self {
         if transposed {
-            MatrixView { data, offset, rows, cols, row_stride: 1, col_stride: rows }
+            MatrixView {
+                data,
+                offset,
+                rows,
+                cols,
+                row_stride: 1,
+                col_stride: rows,
+            }
         } else {
-            MatrixView { data, offset, rows, cols, row_stride: cols, col_stride: 1 }
+            MatrixView {
+                data,
+                offset,
+                rows,
+                cols,
+                row_stride: cols,
+                col_stride: 1,
+            }
         }
     }
 
-    /// Whether every element lies inside `data`.
+    /// Returns whether every element lies inside `data`.
     fn in_bounds(&self) -> bool {
         if self.offset > self.data.len() {
             return false;
         }
         self.rows == 0 || self.cols == 0 || {
-            let last = self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
+            let last =
+                self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
             last < self.data.len()
         }
     }
@@ -63,11 +85,24 @@ pub(crate) struct OutputView<'a> {
 /// Computes `out = scale·a·b`, or `out += scale·a·b` when `accumulate`.
 ///
 /// Panics when a view reaches outside its slice, when `out` rows overlap, or
-/// when the dimensions do not chain; callers check shapes first, so a panic
-/// here is a bug in the caller.
-pub(crate) fn gemm_view(out: OutputView<'_>, a: MatrixView<'_>, b: MatrixView<'_>, scale: f32, accumulate: bool, threads: usize) {
-    assert!(a.rows == out.rows && b.cols == out.cols && a.cols == b.rows, "gemm_view: dimensions do not chain");
-    assert!(a.in_bounds() && b.in_bounds(), "gemm_view: operand outside its slice");
+/// when the dimensions do not chain. Callers check shapes first, so such a
+/// panic is a bug in the caller.
+pub(crate) fn gemm_view(
+    out: OutputView<'_>,
+    a: MatrixView<'_>,
+    b: MatrixView<'_>,
+    scale: f32,
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(
+        a.rows == out.rows && b.cols == out.cols && a.cols == b.rows,
+        "gemm_view: dimensions do not chain"
+    );
+    assert!(
+        a.in_bounds() && b.in_bounds(),
+        "gemm_view: operand outside its slice"
+    );
     assert!(out.row_stride >= out.cols, "gemm_view: output rows overlap");
     let out_in_bounds = out.rows == 0
         || out.cols == 0
@@ -76,7 +111,11 @@ pub(crate) fn gemm_view(out: OutputView<'_>, a: MatrixView<'_>, b: MatrixView<'_
     if out.rows == 0 || out.cols == 0 {
         return;
     }
-    let parallelism = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
 
     // SAFETY: the asserts above keep every element that gemm reads inside
     // `a.data` and `b.data` and every element it writes inside `out.data`.
@@ -112,13 +151,33 @@ pub(crate) fn gemm_view(out: OutputView<'_>, a: MatrixView<'_>, b: MatrixView<'_
 
 /// Runs every batch entry of a checked matmul.
 // a: (batch?, M, K), b: (batch?, K, N), out: (batch?, M, N), transposes per options
-fn matmul(a: &[f32], b: &[f32], out: &mut [f32], dims: MatmulDims, options: MatmulOptions, threads: usize) {
-    let MatmulDims { batch, m, k, n, a_batched, b_batched } = dims;
+fn matmul(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    dims: MatmulDims,
+    options: MatmulOptions,
+    threads: usize,
+) {
+    let MatmulDims {
+        batch,
+        m,
+        k,
+        n,
+        a_batched,
+        b_batched,
+    } = dims;
     let entry = |index: usize, out: &mut [f32], threads: usize| {
         let a_offset = if a_batched { index * m * k } else { 0 };
         let b_offset = if b_batched { index * k * n } else { 0 };
         gemm_view(
-            OutputView { data: out, offset: 0, rows: m, cols: n, row_stride: n },
+            OutputView {
+                data: out,
+                offset: 0,
+                rows: m,
+                cols: n,
+                row_stride: n,
+            },
             MatrixView::dense(a, a_offset, m, k, options.transpose_a),
             MatrixView::dense(b, b_offset, k, n, options.transpose_b),
             1.0,
@@ -128,7 +187,9 @@ fn matmul(a: &[f32], b: &[f32], out: &mut [f32], dims: MatmulDims, options: Matm
     };
     let entry_len = (m * n).max(1);
     if batch >= threads && batch > 1 {
-        out.par_chunks_mut(entry_len).enumerate().for_each(|(index, out)| entry(index, out, 1));
+        out.par_chunks_mut(entry_len)
+            .enumerate()
+            .for_each(|(index, out)| entry(index, out, 1));
     } else {
         for (index, out) in out.chunks_mut(entry_len).enumerate() {
             entry(index, out, threads);
@@ -137,7 +198,13 @@ fn matmul(a: &[f32], b: &[f32], out: &mut [f32], dims: MatmulDims, options: Matm
 }
 
 impl MatmulOps for CpuBackend {
-    fn matmul(&self, a: &Tensor, b: &Tensor, out: &mut Tensor, options: MatmulOptions) -> Result<()> {
+    fn matmul(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        out: &mut Tensor,
+        options: MatmulOptions,
+    ) -> Result<()> {
         const OP: &str = "matmul";
         let dims = matmul_dims(a, b, out, options)?;
         let a = read::<f32>(OP, "a", a)?;

@@ -12,9 +12,9 @@
 //!   depends only on the shape, and combine partial sums in chunk order (see
 //!   `parallel`), never through rayon's work-stealing reductions.
 //! - `gemm` 0.19 splits the inner dimension `k` into blocks that it processes
-//!   one after another, and parallelizes only over blocks of output rows and
+//!   one after another. It parallelizes only over blocks of output rows and
 //!   columns, so each output element is summed in a fixed order whichever
-//!   thread computes it (read in `gemm-common` 0.19, `gemm_basic_generic`).
+//!   thread computes it. (Read in `gemm-common` 0.19, `gemm_basic_generic`.)
 //! - Embedding and pairwise-loss gradients add rows in index order.
 //!
 //! Use `CpuBackend::with_threads` for a dedicated pool with a fixed thread
@@ -56,7 +56,11 @@ impl CpuBackend {
     /// Creates a backend on rayon's global thread pool.
     pub fn new() -> Self {
         let threads = rayon::current_num_threads();
-        CpuBackend { pool: None, threads, device_name: describe_device(threads) }
+        CpuBackend {
+            pool: None,
+            threads,
+            device_name: describe_device(threads),
+        }
     }
 
     /// Creates a backend with its own pool of `threads` threads, so that
@@ -68,7 +72,11 @@ impl CpuBackend {
             .thread_name(|index| format!("flywheel-cpu-{index}"))
             .build()?;
         let threads = pool.current_num_threads();
-        Ok(CpuBackend { pool: Some(pool), threads, device_name: describe_device(threads) })
+        Ok(CpuBackend {
+            pool: Some(pool),
+            threads,
+            device_name: describe_device(threads),
+        })
     }
 
     /// Number of threads that ops run on.
@@ -108,7 +116,12 @@ fn describe_device(threads: usize) -> String {
 fn check_length(op: &'static str, dims: &[usize], len: usize) -> Result<()> {
     let shape = Shape::new(dims);
     if shape.numel() != len {
-        return Err(KernelError::LengthMismatch { op, expected: shape.numel(), actual: len, shape });
+        return Err(KernelError::LengthMismatch {
+            op,
+            expected: shape.numel(),
+            actual: len,
+            shape,
+        });
     }
     Ok(())
 }

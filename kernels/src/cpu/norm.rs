@@ -3,10 +3,10 @@
 
 use rayon::prelude::*;
 
+use super::CpuBackend;
 use super::parallel::{add_partials, rows_per_task};
 use super::simd::{LANES, dispatch, sum_by};
 use super::storage::{read, write};
-use super::CpuBackend;
 use crate::backend::{NormOps, check_layer_norm};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -53,7 +53,11 @@ fn normalize_row_backward(
             sum_g_xhat[lane] += g * ((x[lane] - mean) * rstd);
         }
     }
-    let rest = dout_chunks.remainder().iter().zip(x_chunks.remainder()).zip(gamma_chunks.remainder());
+    let rest = dout_chunks
+        .remainder()
+        .iter()
+        .zip(x_chunks.remainder())
+        .zip(gamma_chunks.remainder());
     for (lane, ((&dout, &x), &gamma)) in rest.enumerate() {
         let g = dout * gamma;
         sum_g[lane] += g;
@@ -100,7 +104,8 @@ impl NormOps for CpuBackend {
         let mut mean = write::<f32>(OP, "mean", mean)?;
         let mut rstd = write::<f32>(OP, "rstd", rstd)?;
         let (x, gamma, beta): (&[f32], &[f32], &[f32]) = (&x, &gamma, &beta);
-        let (out, mean, rstd): (&mut [f32], &mut [f32], &mut [f32]) = (&mut out, &mut mean, &mut rstd);
+        let (out, mean, rstd): (&mut [f32], &mut [f32], &mut [f32]) =
+            (&mut out, &mut mean, &mut rstd);
         if channels == 0 {
             return Ok(());
         }
@@ -115,7 +120,9 @@ impl NormOps for CpuBackend {
                         #[inline(always)]
                         || {
                             let rows = out.chunks_exact_mut(channels).zip(x.chunks_exact(channels));
-                            for ((out, x), (mean, rstd)) in rows.zip(mean.iter_mut().zip(rstd.iter_mut())) {
+                            for ((out, x), (mean, rstd)) in
+                                rows.zip(mean.iter_mut().zip(rstd.iter_mut()))
+                            {
                                 (*mean, *rstd) = normalize_row(x, gamma, beta, eps, out);
                             }
                         },
@@ -153,8 +160,10 @@ impl NormOps for CpuBackend {
         let mut dx = write::<f32>(OP, "dx", dx)?;
         let mut dgamma = write::<f32>(OP, "dgamma", dgamma)?;
         let mut dbeta = write::<f32>(OP, "dbeta", dbeta)?;
-        let (dout, x, gamma, mean, rstd): (&[f32], &[f32], &[f32], &[f32], &[f32]) = (&dout, &x, &gamma, &mean, &rstd);
-        let (dx, dgamma, dbeta): (&mut [f32], &mut [f32], &mut [f32]) = (&mut dx, &mut dgamma, &mut dbeta);
+        let (dout, x, gamma): (&[f32], &[f32], &[f32]) = (&dout, &x, &gamma);
+        let (mean, rstd): (&[f32], &[f32]) = (&mean, &rstd);
+        let (dx, dgamma, dbeta): (&mut [f32], &mut [f32], &mut [f32]) =
+            (&mut dx, &mut dgamma, &mut dbeta);
         if channels == 0 {
             return Ok(());
         }
@@ -172,9 +181,14 @@ impl NormOps for CpuBackend {
                     dispatch(
                         #[inline(always)]
                         || {
-                            let rows = dx.chunks_exact_mut(channels).zip(dout.chunks_exact(channels).zip(x.chunks_exact(channels)));
-                            for ((dx, (dout, x)), (&mean, &rstd)) in rows.zip(mean.iter().zip(rstd)) {
-                                normalize_row_backward(dout, x, gamma, mean, rstd, dx, dgamma, dbeta);
+                            let rows = dx
+                                .chunks_exact_mut(channels)
+                                .zip(dout.chunks_exact(channels).zip(x.chunks_exact(channels)));
+                            for ((dx, (dout, x)), (&mean, &rstd)) in rows.zip(mean.iter().zip(rstd))
+                            {
+                                normalize_row_backward(
+                                    dout, x, gamma, mean, rstd, dx, dgamma, dbeta,
+                                );
                             }
                         },
                     );

@@ -3,10 +3,10 @@
 
 use rayon::prelude::*;
 
+use super::CpuBackend;
 use super::parallel::{ELEMENT_CHUNK, chunked_sum};
 use super::simd::{dispatch, sum_by};
 use super::storage::{read, write};
-use super::CpuBackend;
 use crate::backend::{AdamWConfig, OptimOps, check_adamw, check_clip};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -14,8 +14,22 @@ use crate::tensor::Tensor;
 /// Updates one chunk of parameters and moments.
 // param, grad, m, v: (N)
 #[inline(always)]
-fn adamw_chunk(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], config: &AdamWConfig, bias1: f32, bias2: f32) {
-    let AdamWConfig { lr, beta1, beta2, eps, weight_decay } = *config;
+fn adamw_chunk(
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    config: &AdamWConfig,
+    bias1: f32,
+    bias2: f32,
+) {
+    let AdamWConfig {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+    } = *config;
     let moments = m.iter_mut().zip(v.iter_mut());
     for ((param, &grad), (m, v)) in param.iter_mut().zip(grad).zip(moments) {
         *m = beta1 * *m + (1.0 - beta1) * grad;
@@ -42,7 +56,8 @@ impl OptimOps for CpuBackend {
         let mut param = write::<f32>(OP, "param", param)?;
         let mut m = write::<f32>(OP, "m", m)?;
         let mut v = write::<f32>(OP, "v", v)?;
-        let (grad, param, m, v): (&[f32], &mut [f32], &mut [f32], &mut [f32]) = (&grad, &mut param, &mut m, &mut v);
+        let (grad, param, m, v): (&[f32], &mut [f32], &mut [f32], &mut [f32]) =
+            (&grad, &mut param, &mut m, &mut v);
 
         // Bias corrections 1 - betaᵗ, computed in f64 so that large steps do not lose digits.
         let bias1 = (1.0 - (config.beta1 as f64).powi(step as i32)) as f32;
@@ -52,7 +67,10 @@ impl OptimOps for CpuBackend {
             param
                 .par_chunks_mut(ELEMENT_CHUNK)
                 .zip(grad.par_chunks(ELEMENT_CHUNK))
-                .zip(m.par_chunks_mut(ELEMENT_CHUNK).zip(v.par_chunks_mut(ELEMENT_CHUNK)))
+                .zip(
+                    m.par_chunks_mut(ELEMENT_CHUNK)
+                        .zip(v.par_chunks_mut(ELEMENT_CHUNK)),
+                )
                 .for_each(|((param, grad), (m, v))| {
                     dispatch(
                         #[inline(always)]
@@ -63,7 +81,12 @@ impl OptimOps for CpuBackend {
         Ok(())
     }
 
-    fn clip_grad_norm(&self, grads: &mut [&mut Tensor], max_norm: f32, norm: &mut Tensor) -> Result<()> {
+    fn clip_grad_norm(
+        &self,
+        grads: &mut [&mut Tensor],
+        max_norm: f32,
+        norm: &mut Tensor,
+    ) -> Result<()> {
         const OP: &str = "clip_grad_norm";
         check_clip(grads, max_norm, norm)?;
         let mut norm = write::<f32>(OP, "norm", norm)?;

@@ -2,10 +2,10 @@
 //!
 //! Work is split into chunks whose size depends only on the tensor shape,
 //! never on the thread count, and partial results are combined in chunk
-//! order. Rayon may run the chunks on any thread in any order, but every
-//! output element and every sum is computed by the same operations in the
-//! same order, so results are bit-identical from run to run and also across
-//! thread counts.
+//! order. Rayon may run the chunks on any thread in any order. Every output
+//! element and every sum still comes from the same operations in the same
+//! order, so results are bit-identical from run to run and across thread
+//! counts.
 
 use rayon::prelude::*;
 
@@ -28,7 +28,11 @@ pub(crate) fn chunked_sum(x: &[f32], chunk_sum: impl Fn(&[f32]) -> f32 + Sync + 
 }
 
 /// Like `chunked_sum` for two slices of the same length, chunked alike.
-pub(crate) fn chunked_sum2(a: &[f32], b: &[f32], chunk_sum: impl Fn(&[f32], &[f32]) -> f32 + Sync + Send) -> f64 {
+pub(crate) fn chunked_sum2(
+    a: &[f32],
+    b: &[f32],
+    chunk_sum: impl Fn(&[f32], &[f32]) -> f32 + Sync + Send,
+) -> f64 {
     let partials: Vec<f32> = a
         .par_chunks(ELEMENT_CHUNK)
         .zip(b.par_chunks(ELEMENT_CHUNK))

@@ -1,9 +1,9 @@
 //! CPU `ReduceOps`: chunked lane sums combined in chunk order in f64.
 
+use super::CpuBackend;
 use super::parallel::chunked_sum;
 use super::simd::{dispatch, sum_by};
 use super::storage::{read, write};
-use super::CpuBackend;
 use crate::backend::{ReduceOps, check_reduce};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -42,10 +42,28 @@ impl ReduceOps for CpuBackend {
     }
 
     fn mean(&self, x: &Tensor, out: &mut Tensor) -> Result<()> {
-        self.reduce("mean", x, out, |value| value, |total, count| if count == 0 { 0.0 } else { total / count as f64 })
+        self.reduce(
+            "mean",
+            x,
+            out,
+            |value| value,
+            |total, count| {
+                if count == 0 {
+                    0.0
+                } else {
+                    total / count as f64
+                }
+            },
+        )
     }
 
     fn norm(&self, x: &Tensor, out: &mut Tensor) -> Result<()> {
-        self.reduce("norm", x, out, |value| value * value, |total, _| total.sqrt())
+        self.reduce(
+            "norm",
+            x,
+            out,
+            |value| value * value,
+            |total, _| total.sqrt(),
+        )
     }
 }

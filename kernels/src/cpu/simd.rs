@@ -3,9 +3,12 @@
 //! `dispatch` runs a kernel inside a function compiled for AVX-512
 //! (x86-64-v4) or AVX2 with FMA (x86-64-v3) when the CPU has them, so that
 //! the kernels' plain loops vectorize to 16 or 8 lanes. The kernels use only
-//! IEEE-754 operations that give the same bits at every vector width (no
-//! fused multiply-add, no reassociation), and `sum_by` fixes the order of
-//! every sum, so all dispatch paths return identical results.
+//! correctly rounded IEEE-754 operations, which give the same bits at every
+//! vector width, and the compiler never reassociates them. `sum_by` fixes the
+//! order of every sum. So all dispatch paths return identical results.
+//! `f32::mul_add` in `crate::math` is a fused multiply-add on every path: one
+//! instruction with FMA, and a slower but equally rounded libm `fmaf` call on
+//! x86-64 CPUs without it.
 
 use std::sync::OnceLock;
 
@@ -28,7 +31,8 @@ fn level() -> Level {
         {
             use std::arch::is_x86_feature_detected as has;
             let v3 = has!("avx2") && has!("fma") && has!("bmi1") && has!("bmi2") && has!("lzcnt");
-            let v4 = v3 && has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl");
+            let v4 =
+                v3 && has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl");
             if v4 {
                 return Level::V4;
             }
@@ -87,7 +91,9 @@ pub(crate) fn sum_by(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for chunk in &mut chunks {
-        let chunk: &[f32; LANES] = chunk.try_into().expect("chunks_exact yields LANES elements");
+        let chunk: &[f32; LANES] = chunk
+            .try_into()
+            .expect("chunks_exact yields LANES elements");
         for lane in 0..LANES {
             acc[lane] += f(chunk[lane]);
         }
@@ -106,8 +112,12 @@ pub(crate) fn sum_by2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 
     let mut a_chunks = a.chunks_exact(LANES);
     let mut b_chunks = b.chunks_exact(LANES);
     for (a_chunk, b_chunk) in (&mut a_chunks).zip(&mut b_chunks) {
-        let a_chunk: &[f32; LANES] = a_chunk.try_into().expect("chunks_exact yields LANES elements");
-        let b_chunk: &[f32; LANES] = b_chunk.try_into().expect("chunks_exact yields LANES elements");
+        let a_chunk: &[f32; LANES] = a_chunk
+            .try_into()
+            .expect("chunks_exact yields LANES elements");
+        let b_chunk: &[f32; LANES] = b_chunk
+            .try_into()
+            .expect("chunks_exact yields LANES elements");
         for lane in 0..LANES {
             acc[lane] += f(a_chunk[lane], b_chunk[lane]);
         }
@@ -139,7 +149,9 @@ pub(crate) fn max(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for chunk in &mut chunks {
-        let chunk: &[f32; LANES] = chunk.try_into().expect("chunks_exact yields LANES elements");
+        let chunk: &[f32; LANES] = chunk
+            .try_into()
+            .expect("chunks_exact yields LANES elements");
         for lane in 0..LANES {
             acc[lane] = acc[lane].max(chunk[lane]);
         }
@@ -147,5 +159,6 @@ pub(crate) fn max(x: &[f32]) -> f32 {
     for (lane, &value) in chunks.remainder().iter().enumerate() {
         acc[lane] = acc[lane].max(value);
     }
-    acc.iter().fold(f32::NEG_INFINITY, |max, &value| max.max(value))
+    acc.iter()
+        .fold(f32::NEG_INFINITY, |max, &value| max.max(value))
 }

@@ -33,19 +33,34 @@ impl Element for u32 {
 
 /// Wraps host data in a new CPU tensor.
 pub(crate) fn new_tensor<T: Element>(data: Vec<T>, shape: Shape) -> Tensor {
-    let buffer = CpuBuffer { data: RwLock::new(data) };
+    let buffer = CpuBuffer {
+        data: RwLock::new(data),
+    };
     Tensor::from_storage(Arc::new(buffer), shape, T::DTYPE)
 }
 
-fn buffer<'t, T: Element>(op: &'static str, argument: &'static str, tensor: &'t Tensor) -> Result<&'t CpuBuffer<T>> {
+fn buffer<'t, T: Element>(
+    op: &'static str,
+    argument: &'static str,
+    tensor: &'t Tensor,
+) -> Result<&'t CpuBuffer<T>> {
     if tensor.dtype() != T::DTYPE {
-        return Err(KernelError::DTypeMismatch { op, argument, expected: T::DTYPE, actual: tensor.dtype() });
+        return Err(KernelError::DTypeMismatch {
+            op,
+            argument,
+            expected: T::DTYPE,
+            actual: tensor.dtype(),
+        });
     }
     tensor
         .storage()
         .as_ref()
         .downcast_ref::<CpuBuffer<T>>()
-        .ok_or(KernelError::ForeignTensor { op, argument, backend: CPU_BACKEND_NAME })
+        .ok_or(KernelError::ForeignTensor {
+            op,
+            argument,
+            backend: CPU_BACKEND_NAME,
+        })
 }
 
 /// Locks an input tensor for reading.

@@ -202,8 +202,8 @@ impl Stage for SubprocessStage {
             Err(stopped) => return Err(StageError::failed(stop_message(spec, &format!("stage `{name}`"), stopped))),
         };
         match ending {
-            Some(Err(message)) if status.success() => Err(StageError::failed(message)),
-            Some(Err(message)) => Err(StageError::failed(format!("{message} (the process exited with {})", describe_status(&status)))),
+            // The stage's own message says more than its exit status.
+            Some(Err(message)) => Err(StageError::failed(message)),
             _ if !status.success() => Err(failed(format!("exited with {}{}", describe_status(&status), stderr_tail(&stderr, RUN_LOG_NOTE)))),
             Some(Ok(outcome)) => Ok(outcome),
             None => Err(failed(format!(

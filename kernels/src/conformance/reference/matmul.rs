@@ -25,8 +25,16 @@ pub fn matmul(a: &[f64], b: &[f64], spec: &Matmul) -> (Vec<f64>, Vec<f64>) {
             for j in 0..n {
                 let (mut sum, mut abs_sum) = (0.0, 0.0);
                 for l in 0..k {
-                    let a_value = if spec.transpose_a { a[a_base + l * m + i] } else { a[a_base + i * k + l] };
-                    let b_value = if spec.transpose_b { b[b_base + j * k + l] } else { b[b_base + l * n + j] };
+                    let a_value = if spec.transpose_a {
+                        a[a_base + l * m + i]
+                    } else {
+                        a[a_base + i * k + l]
+                    };
+                    let b_value = if spec.transpose_b {
+                        b[b_base + j * k + l]
+                    } else {
+                        b[b_base + l * n + j]
+                    };
                     sum += a_value * b_value;
                     abs_sum += (a_value * b_value).abs();
                 }

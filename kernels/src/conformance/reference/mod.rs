@@ -13,11 +13,11 @@ mod matmul;
 mod norm;
 mod optim;
 
-pub use attention::{attention, attention_backward};
+pub use attention::{Dims as AttentionDims, attention, attention_backward};
 pub use elementwise::{erf, gelu, gelu_grad, normal_cdf};
 pub use loss::{
-    bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward, mse, mse_backward,
-    pairwise_logistic, pairwise_logistic_backward,
+    bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward, mse,
+    mse_backward, pairwise_logistic, pairwise_logistic_backward,
 };
 pub use matmul::{Matmul, matmul};
 pub use norm::{layer_norm, layer_norm_backward};
@@ -39,7 +39,13 @@ pub fn column_sums(x: &[f64], cols: usize) -> (Vec<f64>, Vec<f64>) {
 /// Rows of `table` picked by `ids`.
 // ids: (N), table: (V, C) -> (N, C)
 pub fn embedding(ids: &[u32], table: &[f64], channels: usize) -> Vec<f64> {
-    ids.iter().flat_map(|&id| table[id as usize * channels..(id as usize + 1) * channels].iter().copied()).collect()
+    ids.iter()
+        .flat_map(|&id| {
+            table[id as usize * channels..(id as usize + 1) * channels]
+                .iter()
+                .copied()
+        })
+        .collect()
 }
 
 /// `dtable` with each `dout` row added into the row of its id.

@@ -1,0 +1,475 @@
+//! Kernel benchmark: times every op family on BERT-sized shapes (batch 32,
+//! sequence 128, hidden 256 and 768) and a large square matmul, measures the
+//! machine's memory copy bandwidth in the same run, and prints a Markdown
+//! table.
+//!
+//! Run with `cargo bench -p flywheel-kernels --bench kernels`. Set
+//! `KERNEL_BENCH_THREADS` to pin the thread count (default: all cores) and
+//! `KERNEL_BENCH_FILTER` to time only ops whose name contains it.
+//!
+//! Each row reports the median of repeated runs after one warm-up run. Byte
+//! counts include each tensor read or written once (8 bytes per element for
+//! GELU: read x, write out) and leave out cache write-allocate traffic. The
+//! copy bandwidth next to each memory-bound row is measured with the
+//! backend's parallel `copy` on a buffer of the same byte count, counted the
+//! same way, so "% of copy" compares like with like. A separate row copies
+//! 2 GiB, beyond any cache.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use flywheel_kernels::CpuBackend;
+use flywheel_kernels::prelude::*;
+
+const BATCH: usize = 32;
+const SEQ: usize = 128;
+const ROWS: usize = BATCH * SEQ;
+const HEAD_DIM: usize = 64;
+const VOCAB: usize = 30_522;
+/// Rows of the masked-language-model head: 15% of the tokens.
+const MLM_ROWS: usize = ROWS * 15 / 100;
+/// BERT-base parameter count, for the optimizer step.
+const BERT_BASE_PARAMS: usize = 110_000_000;
+/// f32 elements in the large copy: 1 GiB per buffer.
+const LARGE_COPY_ELEMENTS: usize = 1 << 28;
+
+/// Minimum time spent on each op after the warm-up run.
+const MIN_TOTAL: Duration = Duration::from_millis(300);
+const MIN_RUNS: usize = 3;
+
+/// Returns the median time of `run` over at least `MIN_RUNS` runs and
+/// `MIN_TOTAL`, after one warm-up run.
+fn median_time(mut run: impl FnMut()) -> Duration {
+    run();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < MIN_RUNS || start.elapsed() < MIN_TOTAL {
+        let begin = Instant::now();
+        run();
+        times.push(begin.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Deterministic data in [-2, 2) from a xorshift generator, cheap enough for
+/// hundreds of millions of elements.
+fn data(len: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 8) as f32 / (1 << 22) as f32 - 2.0
+        })
+        .collect()
+}
+
+fn tensor(backend: &CpuBackend, dims: &[usize], seed: u32) -> Tensor {
+    backend
+        .upload(&data(dims.iter().product(), seed), dims)
+        .expect("upload")
+}
+
+fn zeros(backend: &CpuBackend, dims: &[usize]) -> Tensor {
+    backend.zeros(dims).expect("zeros")
+}
+
+/// Work done by one run of an op.
+enum Work {
+    Flops(f64),
+    Bytes(f64),
+}
+
+struct Row {
+    op: String,
+    shape: String,
+    millis: f64,
+    gflops: Option<f64>,
+    gbytes: Option<f64>,
+    copy_gbytes: Option<f64>,
+}
+
+struct Recorder<'b> {
+    backend: &'b CpuBackend,
+    rows: Vec<Row>,
+    /// Copy bandwidth by buffer size in elements.
+    copy_cache: HashMap<usize, f64>,
+    /// Only ops whose name contains this run.
+    filter: Option<String>,
+}
+
+impl Recorder<'_> {
+    /// Times `run` and adds a row, unless `KERNEL_BENCH_FILTER` is set and not part of `op`.
+    fn record(&mut self, op: &str, shape: String, work: Work, run: impl FnMut()) {
+        if !self.wants(op) {
+            return;
+        }
+        let seconds = median_time(run).as_secs_f64();
+        let (gflops, gbytes, copy_gbytes) = match work {
+            Work::Flops(flops) => (Some(flops / seconds / 1e9), None, None),
+            Work::Bytes(bytes) => {
+                let copy = self.copy_bandwidth((bytes / 8.0) as usize);
+                (None, Some(bytes / seconds / 1e9), Some(copy))
+            }
+        };
+        println!("{op:>24} {shape:>22} {:>10.3} ms", seconds * 1e3);
+        self.rows.push(Row {
+            op: op.to_string(),
+            shape,
+            millis: seconds * 1e3,
+            gflops,
+            gbytes,
+            copy_gbytes,
+        });
+    }
+
+    fn wants(&self, op: &str) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| op.contains(filter.as_str()))
+    }
+
+    /// GB/s (bytes read plus written) of the backend's `copy` between two
+    /// buffers of `elements` f32.
+    fn copy_bandwidth(&mut self, elements: usize) -> f64 {
+        let elements = elements.max(1);
+        if let Some(&bandwidth) = self.copy_cache.get(&elements) {
+            return bandwidth;
+        }
+        let src = self
+            .backend
+            .upload(&vec![1.0; elements], &[elements])
+            .expect("upload");
+        let mut dst = zeros(self.backend, &[elements]);
+        let backend = self.backend;
+        let seconds = median_time(|| backend.copy(&src, &mut dst).expect("copy")).as_secs_f64();
+        let bandwidth = 8.0 * elements as f64 / seconds / 1e9;
+        self.copy_cache.insert(elements, bandwidth);
+        bandwidth
+    }
+
+    fn matmul(&mut self, m: usize, k: usize, n: usize, options: MatmulOptions, label: &str) {
+        if !self.wants("matmul") {
+            return;
+        }
+        let backend = self.backend;
+        let a_dims = if options.transpose_a { [k, m] } else { [m, k] };
+        let b_dims = if options.transpose_b { [n, k] } else { [k, n] };
+        let (a, b) = (tensor(backend, &a_dims, 1), tensor(backend, &b_dims, 2));
+        let mut out = zeros(backend, &[m, n]);
+        let flops = 2.0 * m as f64 * n as f64 * k as f64;
+        self.record(
+            &format!("matmul {label}"),
+            format!("{m}x{k}x{n}"),
+            Work::Flops(flops),
+            || backend.matmul(&a, &b, &mut out, options).expect("matmul"),
+        );
+    }
+}
+
+fn bench_matmuls(recorder: &mut Recorder<'_>) {
+    let forward = MatmulOptions::default();
+    let input_grad = MatmulOptions {
+        transpose_b: true,
+        ..Default::default()
+    };
+    let weight_grad = MatmulOptions {
+        transpose_a: true,
+        accumulate: true,
+        ..Default::default()
+    };
+    for hidden in [256, 768] {
+        recorder.matmul(ROWS, hidden, hidden, forward, "x·W");
+        recorder.matmul(ROWS, hidden, 4 * hidden, forward, "x·W");
+        recorder.matmul(ROWS, 4 * hidden, hidden, forward, "x·W");
+        recorder.matmul(ROWS, hidden, hidden, input_grad, "dy·Wᵀ");
+        recorder.matmul(hidden, ROWS, hidden, weight_grad, "xᵀ·dy +=");
+    }
+    recorder.matmul(4096, 4096, 4096, forward, "square");
+}
+
+/// GELU, bias and dropout on the MLP activations `(B·T, 4C)`.
+fn bench_elementwise(recorder: &mut Recorder<'_>, hidden: usize) {
+    let backend = recorder.backend;
+    let dims = [ROWS, 4 * hidden];
+    let n = (ROWS * 4 * hidden) as f64;
+    let shape = format!("({ROWS}, {})", 4 * hidden);
+    let (x, dout, bias) = (
+        tensor(backend, &dims, 3),
+        tensor(backend, &dims, 4),
+        tensor(backend, &[4 * hidden], 5),
+    );
+    let (mut out, mut dbias) = (zeros(backend, &dims), zeros(backend, &[4 * hidden]));
+
+    recorder.record("gelu", shape.clone(), Work::Bytes(8.0 * n), || {
+        backend.gelu(&x, &mut out).expect("gelu")
+    });
+    recorder.record(
+        "gelu_backward",
+        shape.clone(),
+        Work::Bytes(12.0 * n),
+        || {
+            backend
+                .gelu_backward(&dout, &x, &mut out)
+                .expect("gelu_backward")
+        },
+    );
+    recorder.record("bias_add", shape.clone(), Work::Bytes(8.0 * n), || {
+        backend.bias_add(&x, &bias, &mut out).expect("bias_add")
+    });
+    recorder.record(
+        "bias_add_backward",
+        shape.clone(),
+        Work::Bytes(4.0 * n),
+        || {
+            backend
+                .bias_add_backward(&dout, &mut dbias)
+                .expect("bias_add_backward")
+        },
+    );
+    recorder.record("dropout p=0.1", shape, Work::Bytes(8.0 * n), || {
+        backend.dropout(&x, 0.1, 7, &mut out).expect("dropout")
+    });
+}
+
+/// Layer norm on `(B·T, C)`.
+fn bench_layer_norm(recorder: &mut Recorder<'_>, hidden: usize) {
+    let backend = recorder.backend;
+    let dims = [BATCH, SEQ, hidden];
+    let n = (ROWS * hidden) as f64;
+    let shape = format!("({BATCH}, {SEQ}, {hidden})");
+    let (x, dout) = (tensor(backend, &dims, 6), tensor(backend, &dims, 7));
+    let (gamma, beta) = (tensor(backend, &[hidden], 8), tensor(backend, &[hidden], 9));
+    let (mut out, mut mean, mut rstd) = (
+        zeros(backend, &dims),
+        zeros(backend, &[BATCH, SEQ]),
+        zeros(backend, &[BATCH, SEQ]),
+    );
+    let (mut dgamma, mut dbeta) = (zeros(backend, &[hidden]), zeros(backend, &[hidden]));
+
+    recorder.record("layer_norm", shape.clone(), Work::Bytes(8.0 * n), || {
+        backend
+            .layer_norm(&x, &gamma, &beta, 1e-12, &mut out, &mut mean, &mut rstd)
+            .expect("layer_norm")
+    });
+    let mut dx = zeros(backend, &dims);
+    recorder.record("layer_norm_backward", shape, Work::Bytes(12.0 * n), || {
+        backend
+            .layer_norm_backward(
+                &dout,
+                &x,
+                &gamma,
+                &mean,
+                &rstd,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            )
+            .expect("layer_norm_backward")
+    });
+}
+
+/// Attention over `(B, T, C)` with 64-channel heads and a quarter of each sequence padded.
+fn bench_attention(recorder: &mut Recorder<'_>, hidden: usize) {
+    let backend = recorder.backend;
+    let heads = hidden / HEAD_DIM;
+    let dims = [BATCH, SEQ, hidden];
+    let shape = format!("({BATCH}, {SEQ}, {hidden}) H={heads}");
+    let (q, k, v, dout) = (
+        tensor(backend, &dims, 10),
+        tensor(backend, &dims, 11),
+        tensor(backend, &dims, 12),
+        tensor(backend, &dims, 13),
+    );
+    let mask: Vec<u32> = (0..ROWS)
+        .map(|i| u32::from(i % SEQ < SEQ * 3 / 4))
+        .collect();
+    let mask = backend
+        .upload_u32(&mask, &[BATCH, SEQ])
+        .expect("upload_u32");
+    let (mut out, mut probs) = (
+        zeros(backend, &dims),
+        zeros(backend, &[BATCH, heads, SEQ, SEQ]),
+    );
+    // Two T×T×C matmuls per sequence forward, four backward.
+    let flops = 4.0 * (BATCH * SEQ * SEQ * hidden) as f64;
+
+    recorder.record("attention", shape.clone(), Work::Flops(flops), || {
+        backend
+            .attention(&q, &k, &v, &mask, heads, &mut out, &mut probs)
+            .expect("attention")
+    });
+    let (mut dq, mut dk, mut dv) = (
+        zeros(backend, &dims),
+        zeros(backend, &dims),
+        zeros(backend, &dims),
+    );
+    recorder.record(
+        "attention_backward",
+        shape,
+        Work::Flops(2.0 * flops),
+        || {
+            backend
+                .attention_backward(&dout, &q, &k, &v, &probs, heads, &mut dq, &mut dk, &mut dv)
+                .expect("attention_backward")
+        },
+    );
+}
+
+/// Token embedding lookup and its gradient for `B·T` ids into a `(V, 768)` table.
+fn bench_embedding(recorder: &mut Recorder<'_>) {
+    let backend = recorder.backend;
+    let hidden = 768;
+    let ids: Vec<u32> = (0..ROWS as u32)
+        .map(|i| i.wrapping_mul(2_654_435_761) % VOCAB as u32)
+        .collect();
+    let ids = backend.upload_u32(&ids, &[BATCH, SEQ]).expect("upload_u32");
+    let table = tensor(backend, &[VOCAB, hidden], 14);
+    let mut out = zeros(backend, &[BATCH, SEQ, hidden]);
+    let mut dtable = zeros(backend, &[VOCAB, hidden]);
+    let n = (ROWS * hidden) as f64;
+    let shape = format!("({BATCH}, {SEQ}) V={VOCAB} C={hidden}");
+    recorder.record("embedding", shape.clone(), Work::Bytes(8.0 * n), || {
+        backend
+            .embedding(&ids, &table, &mut out)
+            .expect("embedding")
+    });
+    recorder.record("embedding_backward", shape, Work::Bytes(12.0 * n), || {
+        backend
+            .embedding_backward(&out, &ids, &mut dtable)
+            .expect("embedding_backward")
+    });
+}
+
+/// Masked-language-model cross-entropy over the vocabulary.
+fn bench_cross_entropy(recorder: &mut Recorder<'_>) {
+    let backend = recorder.backend;
+    let logits = tensor(backend, &[MLM_ROWS, VOCAB], 15);
+    let targets: Vec<u32> = (0..MLM_ROWS as u32)
+        .map(|i| (i * 7) % VOCAB as u32)
+        .collect();
+    let targets = backend
+        .upload_u32(&targets, &[MLM_ROWS])
+        .expect("upload_u32");
+    let (mut loss, mut lse) = (zeros(backend, &[1]), zeros(backend, &[MLM_ROWS]));
+    let dloss = backend.upload(&[1.0], &[1]).expect("upload");
+    let mut dlogits = zeros(backend, &[MLM_ROWS, VOCAB]);
+    let n = (MLM_ROWS * VOCAB) as f64;
+    let shape = format!("({MLM_ROWS}, {VOCAB})");
+    recorder.record("cross_entropy", shape.clone(), Work::Bytes(4.0 * n), || {
+        backend
+            .cross_entropy(&logits, &targets, u32::MAX, &mut loss, &mut lse)
+            .expect("cross_entropy")
+    });
+    recorder.record(
+        "cross_entropy_backward",
+        shape,
+        Work::Bytes(8.0 * n),
+        || {
+            backend
+                .cross_entropy_backward(&dloss, &logits, &targets, u32::MAX, &lse, &mut dlogits)
+                .expect("cross_entropy_backward")
+        },
+    );
+}
+
+/// AdamW over BERT-base's parameter count, plus the norm reduction.
+fn bench_optimizer(recorder: &mut Recorder<'_>) {
+    let backend = recorder.backend;
+    let dims = [BERT_BASE_PARAMS];
+    let n = BERT_BASE_PARAMS as f64;
+    let shape = format!("({BERT_BASE_PARAMS})");
+    let mut param = tensor(backend, &dims, 16);
+    let grad = tensor(backend, &dims, 17);
+    let (mut m, mut v) = (zeros(backend, &dims), zeros(backend, &dims));
+    let config = AdamWConfig::default();
+    // Reads param, grad, m and v, writes param, m and v.
+    recorder.record("adamw_step", shape.clone(), Work::Bytes(28.0 * n), || {
+        backend
+            .adamw_step(&mut param, &grad, &mut m, &mut v, &config, 10)
+            .expect("adamw_step")
+    });
+    let mut out = zeros(backend, &[1]);
+    recorder.record("norm", shape, Work::Bytes(4.0 * n), || {
+        backend.norm(&grad, &mut out).expect("norm")
+    });
+}
+
+fn print_table(backend: &CpuBackend, rows: &[Row], large_copy: f64) {
+    let device = backend.device_name();
+    println!();
+    println!("Large copy (2 x 1 GiB buffers): {large_copy:.1} GB/s (bytes read + written)");
+    println!();
+    println!(
+        "| op | shape | backend | device | time (ms) | GFLOP/s | GB/s | copy GB/s (same bytes) | % of copy |"
+    );
+    println!("|---|---|---|---|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let gflops = row
+            .gflops
+            .map_or(String::new(), |value| format!("{value:.1}"));
+        let gbytes = row
+            .gbytes
+            .map_or(String::new(), |value| format!("{value:.1}"));
+        let copy = row
+            .copy_gbytes
+            .map_or(String::new(), |value| format!("{value:.1}"));
+        let percent = match (row.gbytes, row.copy_gbytes) {
+            (Some(gbytes), Some(copy)) => format!("{:.0} %", 100.0 * gbytes / copy),
+            _ => String::new(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {:.3} | {gflops} | {gbytes} | {copy} | {percent} |",
+            row.op,
+            row.shape,
+            backend.name(),
+            device,
+            row.millis
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this harness takes no arguments.
+    let threads = std::env::var("KERNEL_BENCH_THREADS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |count| count.get()));
+    let backend = CpuBackend::with_threads(threads).expect("build the thread pool");
+    println!("backend {} on {}", backend.name(), backend.device_name());
+
+    let filter = std::env::var("KERNEL_BENCH_FILTER").ok();
+    let mut recorder = Recorder {
+        backend: &backend,
+        rows: Vec::new(),
+        copy_cache: HashMap::new(),
+        filter,
+    };
+    let large_copy = recorder.copy_bandwidth(LARGE_COPY_ELEMENTS);
+    recorder.copy_cache.clear();
+    bench_matmuls(&mut recorder);
+    for hidden in [256, 768] {
+        bench_elementwise(&mut recorder, hidden);
+        bench_layer_norm(&mut recorder, hidden);
+        bench_attention(&mut recorder, hidden);
+    }
+    bench_embedding(&mut recorder);
+    bench_cross_entropy(&mut recorder);
+    bench_optimizer(&mut recorder);
+    let copy_at = |recorder: &mut Recorder<'_>, elements: usize, label: &str| {
+        let bandwidth = recorder.copy_bandwidth(elements);
+        recorder.rows.push(Row {
+            op: "copy".to_string(),
+            shape: label.to_string(),
+            millis: 8.0 * elements as f64 / bandwidth / 1e6,
+            gflops: None,
+            gbytes: Some(bandwidth),
+            copy_gbytes: Some(bandwidth),
+        });
+    };
+    copy_at(&mut recorder, ROWS * 4 * 768, "(4096, 3072)");
+    copy_at(&mut recorder, LARGE_COPY_ELEMENTS, "(268435456)");
+    print_table(&backend, &recorder.rows, large_copy);
+}

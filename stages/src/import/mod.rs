@@ -1,0 +1,41 @@
+//! Import stages: user files (TSV without header, or JSONL) into typed artifacts, each row
+//! validated.
+//!
+//! - [`ImportQueries`] (`import-queries`): `qid<TAB>text` -> `queries`.
+//! - [`ImportDocuments`] (`import-documents`): `docid<TAB>text` -> `corpus`.
+//! - [`ImportQrels`] (`import-qrels`): `qid<TAB>docid<TAB>grade`, checked against the queries
+//!   and the corpus -> graded `pairs`.
+//! - [`ImportClicks`] (`import-clicks`): one impression per row -> `click-log`.
+//!
+//! [`Source`] is the input file with its format, and [`for_each_row`] drives the row loop: a bad
+//! row fails the stage with `file:line: what is wrong; what to do`, or, under `lenient: true`,
+//! is skipped and counted in [`Skips`] by reason.
+
+mod clicks;
+mod documents;
+mod qrels;
+mod queries;
+mod rows;
+
+pub use clicks::ImportClicks;
+pub use documents::ImportDocuments;
+pub use qrels::ImportQrels;
+pub use queries::ImportQueries;
+pub use rows::{Format, RowError, Skips, Source, for_each_row};
+
+use flywheel_stage_api::{ParamSpec, ParamType};
+
+/// The `lenient` param shared by the import stages.
+pub fn lenient_param() -> ParamSpec {
+    ParamSpec::new("lenient", ParamType::Bool)
+        .default(false)
+        .doc("skip invalid rows and count them by reason instead of failing on the first one")
+}
+
+/// The `format` param shared by the import stages.
+pub fn format_param() -> ParamSpec {
+    ParamSpec::new("format", ParamType::String)
+        .default("auto")
+        .choices(&["auto", "tsv", "jsonl"])
+        .doc("file format; `auto` reads `.jsonl`, `.ndjson` and `.json` files as JSONL and others as TSV")
+}
