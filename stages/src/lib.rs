@@ -4,6 +4,7 @@
 
 mod corpus;
 mod pairs;
+pub mod model;
 pub mod tokenizer;
 
 mod artifact;

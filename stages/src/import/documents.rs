@@ -82,6 +82,6 @@ mod tests {
     fn tsv_rejects_missing_text_column() {
         let error = parse_document(Format::Tsv, "d1").unwrap_err();
         assert_eq!(error.reason, "missing_columns");
-        assert_eq!(error.message, "expected 2 tab-separated columns `docid<TAB>text`, found 1");
+        assert_eq!(error.message, "expected 2 tab-separated columns `docid<TAB>text`, found 1; separate the columns with tabs, not spaces");
     }
 }

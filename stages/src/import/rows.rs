@@ -273,7 +273,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = source(dir.path(), "queries.tsv", b"1\tfirst\n\n2 second\n");
         let error = for_each_row(&source, false, &mut Skips::default(), accept_two_columns).unwrap_err().to_string();
-        assert_eq!(error, "queries.tsv:3: expected 2 tab-separated columns `qid<TAB>text`, found 1");
+        assert_eq!(error, "queries.tsv:3: expected 2 tab-separated columns `qid<TAB>text`, found 1; separate the columns with tabs, not spaces");
     }
 
     #[test]
