@@ -8,8 +8,8 @@ by ascending docid. Scores are written in Python's shortest round-trip form, so 
 ranks exactly as the scores do. Param `tag` (string) fills the last column.
 
 The runner writes one JSON object to stdin: {"protocol": 1, "describe": true} for the
-handshake, or {"protocol": 1, "request": {...}} to run. The stage answers on stdout, one JSON
-object per line. It uses only the Python standard library.
+handshake, or {"protocol": 1, "request": {...}} to run. The stage writes its reply to stdout,
+one JSON object per line. It uses only the Python standard library.
 """
 
 import json

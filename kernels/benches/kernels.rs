@@ -397,9 +397,19 @@ fn bench_optimizer(recorder: &mut Recorder<'_>) {
     });
 }
 
+/// Returns the 1-minute load average from /proc/loadavg (Linux), to show
+/// whether other processes competed for the cores during the run.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 fn print_table(backend: &CpuBackend, rows: &[Row], large_copy: f64) {
     let device = backend.device_name();
     println!();
+    println!("1-minute load average at the end: {}", load_average());
     println!("Large copy (2 x 1 GiB buffers): {large_copy:.1} GB/s (bytes read + written)");
     println!();
     println!(
@@ -439,6 +449,7 @@ fn main() {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |count| count.get()));
     let backend = CpuBackend::with_threads(threads).expect("build the thread pool");
     println!("backend {} on {}", backend.name(), backend.device_name());
+    println!("1-minute load average at the start: {}", load_average());
 
     let filter = std::env::var("KERNEL_BENCH_FILTER").ok();
     let mut recorder = Recorder {

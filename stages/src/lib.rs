@@ -8,11 +8,15 @@ pub mod model;
 pub mod tokenizer;
 
 mod artifact;
+mod behaviour;
 mod evaluate;
 mod import;
 mod random;
 mod ranking;
+mod report;
+mod simulate;
 mod split;
+mod teacher;
 
 use std::sync::Arc;
 
@@ -37,6 +41,11 @@ fn relevance_stages() -> Vec<Arc<dyn Stage>> {
         Arc::new(import::ImportQrels),
         Arc::new(import::ImportClicks),
         Arc::new(split::SplitQueries),
+        Arc::new(simulate::SimulateClicks),
+        Arc::new(behaviour::BehaviourFeatures),
+        Arc::new(teacher::TeacherGbdt),
+        Arc::new(teacher::PseudoLabel),
         Arc::new(evaluate::Evaluate),
+        Arc::new(report::ReportStage),
     ]
 }

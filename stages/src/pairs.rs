@@ -1,6 +1,6 @@
 //! [`ImportPairs`]: reads a `qid<TAB>query<TAB>docid[<TAB>grade]` file into a `pairs`
 //! artifact, `pairs.jsonl` with one `{"qid", "query", "docid"}` object per line, plus
-//! `"grade"` (a number) when the file has a fourth column.
+//! `"grade"` (a number, 0 or more) when the file has a fourth column.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -17,7 +17,7 @@ impl Stage for ImportPairs {
     fn descriptor(&self) -> StageDescriptor {
         StageDescriptor::new("import-pairs", "1")
             .summary("read a `qid<TAB>query<TAB>docid[<TAB>grade]` UTF-8 file into query-document pairs")
-            .input(PortSpec::new("file", "file").doc("tab-separated, no header; grade is an optional number"))
+            .input(PortSpec::new("file", "file").doc("tab-separated, no header; grade is an optional number, 0 or more"))
             .output(PortSpec::new("pairs", "pairs").doc("pairs.jsonl: {\"qid\", \"query\", \"docid\"[, \"grade\"]} per line"))
     }
 
@@ -70,7 +70,7 @@ impl Stage for ImportPairs {
             let mut pair = json!({"qid": qid, "query": query, "docid": docid});
             if let Some(grade) = fields.get(3) {
                 pair["grade"] = parse_grade(grade)
-                    .ok_or_else(|| StageError::failed(format!("{name}:{line_no}: grade `{grade}` is not a number")))?;
+                    .ok_or_else(|| StageError::failed(format!("{name}:{line_no}: grade `{grade}` is not a number of 0 or more")))?;
             }
             serde_json::to_writer(&mut out, &pair).map_err(|e| StageError::failed(e.to_string()))?;
             out.write_all(b"\n")?;
@@ -85,13 +85,15 @@ impl Stage for ImportPairs {
     }
 }
 
-/// Reads a grade as an integer when it is one, else as a finite float.
+/// Reads a finite grade of 0 or more. A whole number becomes a JSON integer (`2`, also for
+/// `2.0`), so equal grades always serialize alike.
 fn parse_grade(text: &str) -> Option<Value> {
-    let text = text.trim();
-    if let Ok(integer) = text.parse::<i64>() {
-        return Some(integer.into());
+    let grade = text.trim().parse::<f64>().ok().filter(|g| g.is_finite() && *g >= 0.0)?;
+    // Below 2^53 every whole f64 converts to u64 exactly.
+    if grade.fract() == 0.0 && grade < 9_007_199_254_740_992.0 {
+        return Some((grade as u64).into());
     }
-    text.parse::<f64>().ok().filter(|g| g.is_finite()).map(Value::from)
+    Some(grade.into())
 }
 
 #[cfg(test)]
@@ -123,12 +125,13 @@ mod tests {
 
     #[test]
     fn import_pairs_writes_jsonl() {
-        let out = run_on("q1\tred cat\td1\nq1\tred cat\td2\t2\r\n\nq2\tdog\td1\t0.5\n").unwrap();
+        let out = run_on("q1\tred cat\td1\nq1\tred cat\td2\t2\r\n\nq2\tdog\td1\t0.5\nq2\tdog\td2\t1.0\n").unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines, [
             r#"{"qid":"q1","query":"red cat","docid":"d1"}"#,
             r#"{"qid":"q1","query":"red cat","docid":"d2","grade":2}"#,
             r#"{"qid":"q2","query":"dog","docid":"d1","grade":0.5}"#,
+            r#"{"qid":"q2","query":"dog","docid":"d2","grade":1}"#,
         ]);
     }
 
@@ -153,6 +156,8 @@ mod tests {
     #[test]
     fn import_pairs_rejects_bad_grade() {
         let error = run_on("q1\tcat\td1\thigh\n").unwrap_err().to_string();
-        assert_eq!(error, "pairs.tsv:1: grade `high` is not a number");
+        assert_eq!(error, "pairs.tsv:1: grade `high` is not a number of 0 or more");
+        let error = run_on("q1\tcat\td1\t-1\n").unwrap_err().to_string();
+        assert_eq!(error, "pairs.tsv:1: grade `-1` is not a number of 0 or more");
     }
 }

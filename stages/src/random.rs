@@ -2,9 +2,9 @@
 //! shuffle.
 //!
 //! The stages use their own generator, not a crate's, so the bytes a seed produces stay the same
-//! across dependency upgrades: a cached artifact must be reproducible from its key. SplitMix64
-//! (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014) passes
-//! BigCrush and needs eight bytes of state.
+//! across dependency upgrades, because a cached artifact must be reproducible from its key.
+//! SplitMix64 is from Steele, Lea and Flood, "Fast splittable pseudorandom number generators"
+//! (OOPSLA 2014); its state is one 64-bit word.
 
 /// A SplitMix64 generator.
 #[derive(Clone, Debug)]

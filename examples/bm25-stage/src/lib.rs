@@ -65,8 +65,8 @@ pub struct Bm25 {
     pub b: f64,
 }
 
-/// What the scorer keeps of the corpus: its size and length, and for the query terms only,
-/// document frequencies and, in the paired documents, term frequencies.
+/// Corpus statistics for the scorer: the corpus size and length, the document frequencies of
+/// the query terms, and their term frequencies in the paired documents.
 #[derive(Default)]
 pub struct CorpusStats {
     pub documents: u64,
@@ -191,7 +191,7 @@ fn read_pairs(path: &Path) -> Result<Vec<(usize, Pair)>, StageError> {
         pairs.push((index + 1, pair));
     }
     if pairs.is_empty() {
-        return Err(StageError::failed("pairs.jsonl holds no pairs"));
+        return Err(StageError::failed("pairs.jsonl contains no pairs; the scorer needs at least one"));
     }
     Ok(pairs)
 }
@@ -235,7 +235,7 @@ fn read_corpus(
         }
     }
     if stats.documents == 0 {
-        return Err(StageError::failed("docs.jsonl holds no documents"));
+        return Err(StageError::failed("docs.jsonl contains no documents; BM25 needs a non-empty corpus"));
     }
     Ok(stats)
 }

@@ -24,7 +24,8 @@ pub fn terms(text: &str) -> Vec<String> {
     terms
 }
 
-/// The CJK ideograph blocks that BERT's basic tokenizer splits into one-character words.
+/// Returns whether `c` is a CJK ideograph, which BERT's basic tokenizer splits into a
+/// one-character word.
 fn is_cjk(c: char) -> bool {
     matches!(c as u32,
         0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0x2A700..=0x2B73F

@@ -13,7 +13,7 @@ fn terms_match_builtin_corpus_rule() {
 }
 
 #[test]
-fn idf_of_term_in_half_the_corpus_is_ln_2() {
+fn idf_at_half_corpus_is_ln2() {
     // N = 4, n = 2: ln(1 + 2.5 / 2.5) = ln 2.
     assert!((Bm25::idf(4, 2) - std::f64::consts::LN_2).abs() < 1e-15);
 }

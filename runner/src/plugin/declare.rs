@@ -5,6 +5,9 @@
 //! only; the replacement is logged at info level. Two plugins of one workflow may not provide
 //! the same stage.
 
+// Errors are built once per problem and carry their source snippet; boxing them buys nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -68,11 +71,11 @@ pub fn load_declared(
                 );
                 continue;
             }
-            if registry.get(&name).is_some() {
+            if let Some(builtin) = registry.get(&name) {
                 tracing::info!(
                     workflow = %source.path.display(),
                     "the plugin at line {line} replaces the built-in stage `{name}` ({} -> {})",
-                    registry.get(&name).map(|s| s.fingerprint.as_str()).unwrap_or_default(),
+                    builtin.fingerprint,
                     stage.fingerprint
                 );
             }

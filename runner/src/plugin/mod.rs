@@ -24,7 +24,7 @@ use flywheel_stage_api::StageDescriptor;
 
 use crate::registry::RegisteredStage;
 
-/// Where a plugin's stages come from.
+/// Source of a plugin's stages.
 #[derive(Clone, Debug)]
 pub enum PluginSpec {
     Library { path: PathBuf },
@@ -46,13 +46,13 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
-    /// The command as one line, for messages.
+    /// Returns the command as one line, for messages.
     pub fn display(&self) -> String {
         self.command.join(" ")
     }
 }
 
-/// Why a plugin could not be loaded or did not keep to its protocol.
+/// Failure to load a plugin, or a plugin that broke its protocol.
 #[derive(Debug, thiserror::Error)]
 #[error("plugin {plugin}: {message}")]
 pub struct PluginError {

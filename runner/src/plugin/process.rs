@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 /// How often the loop checks the deadline, cancellation and the process's exit.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Why a process did not run to its own exit.
+/// Reason that a process did not run to its own exit.
 #[derive(Debug)]
 pub enum Stopped {
     /// The process could not be started.
     Spawn(std::io::Error),
-    /// The stdout callback rejected a line; the message says why.
+    /// The stdout callback rejected a line, for the reason in the message.
     Rejected(String),
     TimedOut(Duration),
     Cancelled,
@@ -66,8 +66,8 @@ pub fn drive(
 
     let stopped = std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel();
-        // A process that exits without reading its stdin makes this write fail; its exit
-        // status or missing result then says what went wrong.
+        // A process that exits without reading its stdin makes this write fail. Its exit
+        // status or missing result then reports the failure.
         scope.spawn(move || {
             let _ = stdin.write_all(input);
         });
@@ -179,5 +179,82 @@ pub fn describe_status(status: &ExitStatus) -> String {
         (Some(code), _) => format!("status {code}"),
         (None, Some(signal)) => format!("signal {signal}"),
         (None, None) => "an unknown status".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `script` with `sh -c`; returns the result and the stdout and stderr lines.
+    fn run_shell(script: &str, timeout: Option<Duration>) -> (Result<ExitStatus, Stopped>, Vec<String>, Vec<String>) {
+        let args = vec!["-c".to_string(), script.to_string()];
+        let dir = std::env::temp_dir();
+        let invocation = Invocation { program: Path::new("sh"), args: &args, dir: &dir };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let result = drive(
+            &invocation,
+            b"input line\n",
+            timeout,
+            &|| false,
+            &mut |line| {
+                stdout.push(line.to_string());
+                Ok(())
+            },
+            &mut |line| stderr.push(line.to_string()),
+        );
+        (result, stdout, stderr)
+    }
+
+    #[test]
+    fn drive_passes_stdin_and_collects_lines() {
+        let (result, stdout, stderr) = run_shell("read line; echo \"got $line\"; echo oops >&2; exit 4", None);
+        assert_eq!(result.unwrap().code(), Some(4));
+        assert_eq!(stdout, ["got input line"]);
+        assert_eq!(stderr, ["oops"]);
+    }
+
+    #[test]
+    fn drive_kills_leftover_helpers() {
+        // The background `sleep` inherits stdout and would hold it open for 30 s.
+        let started = Instant::now();
+        let (result, stdout, _) = run_shell("sleep 30 & echo done", Some(Duration::from_secs(20)));
+        assert!(result.unwrap().success());
+        assert_eq!(stdout, ["done"]);
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn drive_times_out_and_kills_group() {
+        let started = Instant::now();
+        let (result, _, _) = run_shell("sleep 30; echo late", Some(Duration::from_millis(200)));
+        assert!(matches!(result, Err(Stopped::TimedOut(limit)) if limit == Duration::from_millis(200)), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn drive_stops_on_rejected_line() {
+        let args = vec!["-c".to_string(), "echo bad; sleep 30".to_string()];
+        let dir = std::env::temp_dir();
+        let invocation = Invocation { program: Path::new("sh"), args: &args, dir: &dir };
+        let result = drive(&invocation, b"", None, &|| false, &mut |line| Err(format!("rejected `{line}`")), &mut |_| {});
+        assert!(matches!(&result, Err(Stopped::Rejected(message)) if message == "rejected `bad`"), "{result:?}");
+    }
+
+    #[test]
+    fn drive_reports_cancellation() {
+        let args = vec!["-c".to_string(), "sleep 30".to_string()];
+        let dir = std::env::temp_dir();
+        let invocation = Invocation { program: Path::new("sh"), args: &args, dir: &dir };
+        let result = drive(&invocation, b"", None, &|| true, &mut |_| Ok(()), &mut |_| {});
+        assert!(matches!(result, Err(Stopped::Cancelled)), "{result:?}");
+    }
+
+    #[test]
+    fn drive_reports_missing_program() {
+        let dir = std::env::temp_dir();
+        let invocation = Invocation { program: Path::new("no-such-program-for-flywheel"), args: &[], dir: &dir };
+        let result = drive(&invocation, b"", None, &|| false, &mut |_| Ok(()), &mut |_| {});
+        assert!(matches!(result, Err(Stopped::Spawn(_))), "{result:?}");
     }
 }

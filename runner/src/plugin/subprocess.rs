@@ -39,7 +39,7 @@ const STDERR_TAIL_LINES: usize = 5;
 /// Heading of the stderr lines quoted in a stage's error message.
 const RUN_LOG_NOTE: &str = "its last stderr lines (the run log has all of them)";
 
-/// Longest stdout excerpt quoted in an error message, in characters.
+/// Maximum length of a stdout excerpt quoted in an error message, in characters.
 const EXCERPT_CHARS: usize = 200;
 
 /// The reply to `describe`.
@@ -116,11 +116,12 @@ pub fn load(spec: &CommandSpec) -> Result<Vec<RegisteredStage>, PluginError> {
 
 fn describe(spec: &CommandSpec) -> Result<Vec<StageDescriptor>, String> {
     let input = format!("{}\n", json!({"protocol": PROTOCOL_VERSION, "describe": true}));
-    let mut stdout = String::new();
-    let mut stderr = Vec::new();
     let program = program_path(spec);
     let invocation = Invocation { program: &program, args: &spec.command[1..], dir: &spec.dir };
     let timeout = spec.timeout.unwrap_or(DEFAULT_DESCRIBE_TIMEOUT);
+
+    let mut stdout = String::new();
+    let mut stderr = Vec::new();
     let result = drive(
         &invocation,
         input.as_bytes(),
@@ -137,6 +138,7 @@ fn describe(spec: &CommandSpec) -> Result<Vec<StageDescriptor>, String> {
         },
     );
     let status = result.map_err(|stopped| stop_message(spec, "the describe handshake", stopped))?;
+
     if let Ok(Event::Error { message }) = serde_json::from_str::<Event>(&stdout) {
         return Err(format!("the describe handshake failed: {message}"));
     }
@@ -150,6 +152,7 @@ fn describe(spec: &CommandSpec) -> Result<Vec<StageDescriptor>, String> {
             excerpt(stdout.trim())
         )
     })?;
+
     if reply.protocol != PROTOCOL_VERSION {
         return Err(format!(
             "the command speaks protocol version {}, but this flywheel speaks version {PROTOCOL_VERSION}; \
@@ -177,6 +180,7 @@ impl Stage for SubprocessStage {
         let input = format!("{}\n", json!({"protocol": PROTOCOL_VERSION, "request": ctx.request}));
         let program = program_path(spec);
         let invocation = Invocation { program: &program, args: &spec.command[1..], dir: &spec.dir };
+
         let host = ctx.host;
         let mut ending: Option<Result<StageOutcome, String>> = None;
         let mut line_number = 0usize;
@@ -195,14 +199,16 @@ impl Stage for SubprocessStage {
                 stderr.push(line.to_string());
             },
         );
+
         let failed = |message: String| StageError::failed(format!("stage `{name}` (command `{}`) {message}", spec.display()));
         let status = match result {
             Ok(status) => status,
             Err(Stopped::Cancelled) => return Err(StageError::Cancelled),
             Err(stopped) => return Err(StageError::failed(stop_message(spec, &format!("stage `{name}`"), stopped))),
         };
+
         match ending {
-            // The stage's own message says more than its exit status.
+            // The stage's own message is more specific than its exit status.
             Some(Err(message)) => Err(StageError::failed(message)),
             _ if !status.success() => Err(failed(format!("exited with {}{}", describe_status(&status), stderr_tail(&stderr, RUN_LOG_NOTE)))),
             Some(Ok(outcome)) => Ok(outcome),
@@ -247,17 +253,17 @@ fn program_path(spec: &CommandSpec) -> PathBuf {
     if spec.command[0].contains('/') { spec.dir.join(program) } else { program.to_path_buf() }
 }
 
-fn stop_message(spec: &CommandSpec, what: &str, stopped: Stopped) -> String {
+fn stop_message(spec: &CommandSpec, subject: &str, stopped: Stopped) -> String {
     let command = spec.display();
     match stopped {
         Stopped::Spawn(e) => format!("cannot start `{command}`: {e}; check the program name and that it is executable"),
-        Stopped::Rejected(message) => format!("{what} (command `{command}`): {message}; the process was killed"),
+        Stopped::Rejected(message) => format!("{subject} (command `{command}`): {message}; the process was killed"),
         Stopped::TimedOut(limit) => format!(
-            "{what} (command `{command}`) timed out after {} s and its process group was killed; raise `timeout_s` \
+            "{subject} (command `{command}`) timed out after {} s and its process group was killed; raise `timeout_s` \
              of the plugin if it needs longer",
             limit.as_secs_f64()
         ),
-        Stopped::Cancelled => format!("{what} (command `{command}`) was cancelled"),
+        Stopped::Cancelled => format!("{subject} (command `{command}`) was cancelled"),
     }
 }
 
@@ -276,4 +282,86 @@ fn excerpt(text: &str) -> String {
     }
     let cut: String = text.chars().take(EXCERPT_CHARS).collect();
     format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_stage_api::NullHost;
+
+    fn handle(lines: &[&str]) -> (Result<(), String>, Option<Result<StageOutcome, String>>) {
+        let mut ending = None;
+        for (index, line) in lines.iter().enumerate() {
+            if let Err(message) = handle_line(&NullHost, line, index + 1, &mut ending) {
+                return (Err(message), ending);
+            }
+        }
+        (Ok(()), ending)
+    }
+
+    #[test]
+    fn events_end_in_result() {
+        let (result, ending) = handle(&[
+            r#"{"event":"log","message":"default level is info"}"#,
+            "",
+            r#"{"event":"progress","done":1,"total":2}"#,
+            r#"{"event":"metric","name":"loss","value":0.5}"#,
+            r#"{"event":"result","outcome":{"metrics":{"n":1}}}"#,
+        ]);
+        assert_eq!(result, Ok(()));
+        assert_eq!(ending.unwrap().unwrap().metrics["n"], 1);
+    }
+
+    #[test]
+    fn error_event_carries_message() {
+        let (result, ending) = handle(&[r#"{"event":"error","message":"no input"}"#]);
+        assert_eq!(result, Ok(()));
+        assert_eq!(ending, Some(Err("no input".to_string())));
+    }
+
+    #[test]
+    fn unknown_event_is_malformed() {
+        let (result, _) = handle(&[r#"{"event":"shout","message":"hi"}"#]);
+        let message = result.unwrap_err();
+        assert!(message.starts_with("malformed event on stdout line 1: unknown variant `shout`"), "{message}");
+    }
+
+    #[test]
+    fn line_after_result_is_rejected() {
+        let (result, _) = handle(&[r#"{"event":"result"}"#, r#"{"event":"log","message":"late"}"#]);
+        assert_eq!(result.unwrap_err(), "stdout line 2 comes after the `result` or `error` event; nothing may follow it");
+    }
+
+    #[test]
+    fn fingerprint_covers_command_files_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("stage.sh");
+        let describe = r#"cat > /dev/null; echo '{"protocol": 1, "stages": [{"name": "s", "version": "1"}]}'"#;
+        std::fs::write(&script, describe).unwrap();
+        let spec = CommandSpec {
+            command: vec!["sh".into(), "stage.sh".into()],
+            files: vec![("stage.sh".into(), script.clone())],
+            timeout: None,
+            dir: dir.path().to_path_buf(),
+        };
+        let fingerprint = |spec: &CommandSpec| load(spec).unwrap()[0].fingerprint.clone();
+        let first = fingerprint(&spec);
+        assert!(first.starts_with("subprocess:b3:"), "{first}");
+        assert_eq!(fingerprint(&spec), first);
+
+        let mut other_command = spec.clone();
+        other_command.command.push("--flag".into());
+        assert_ne!(fingerprint(&other_command), first);
+
+        std::fs::write(&script, format!("{describe}\n# changed\n")).unwrap();
+        let changed_file = fingerprint(&spec);
+        assert_ne!(changed_file, first);
+
+        std::fs::write(&script, describe.replace(r#""version": "1""#, r#""version": "2""#)).unwrap();
+        let mut undeclared = spec.clone();
+        undeclared.files.clear();
+        let version_two = fingerprint(&undeclared);
+        std::fs::write(&script, describe).unwrap();
+        assert_ne!(fingerprint(&undeclared), version_two, "the stage version is part of the fingerprint");
+    }
 }

@@ -3,7 +3,8 @@
 //! TSV rows are `qid<TAB>docid<TAB>position<TAB>click<TAB>dwell`, optionally followed by the
 //! columns named in the `extra_columns` param (by default one, `session`). JSONL rows are
 //! objects with those five fields plus any others, kept as they are. Rows sharing a `session`
-//! value are one result page; `behaviour-features` needs it for skips and last clicks.
+//! value and the same `qid` are one result page; `behaviour-features` needs pages for skips and
+//! last clicks.
 
 use std::collections::HashSet;
 
@@ -49,11 +50,14 @@ impl Stage for ImportClicks {
                 Format::Jsonl => parse_jsonl(line)?,
             };
             if let Some(session) = impression.session()
-                && !pages.insert((session.clone(), impression.position))
+                && !pages.insert((impression.qid.clone(), session.clone(), impression.position))
             {
                 return Err(RowError::new(
                     "duplicate_position",
-                    format!("session `{session}` shows two documents at position {}; give each position of a page one row", impression.position),
+                    format!(
+                        "query `{}` in session `{session}` shows two documents at position {}; give each position of a page one row",
+                        impression.qid, impression.position
+                    ),
                 ));
             }
             impressions.push(impression);

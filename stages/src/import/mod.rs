@@ -7,7 +7,7 @@
 //!   and the corpus -> graded `pairs`.
 //! - [`ImportClicks`] (`import-clicks`): one impression per row -> `click-log`.
 //!
-//! [`Source`] is the input file with its format, and [`for_each_row`] drives the row loop: a bad
+//! `rows::Source` is the input file with its format, and `rows::for_each_row` drives the row loop: a bad
 //! row fails the stage with `file:line: what is wrong; what to do`, or, under `lenient: true`,
 //! is skipped and counted in [`Skips`] by reason.
 
@@ -21,18 +21,18 @@ pub use clicks::ImportClicks;
 pub use documents::ImportDocuments;
 pub use qrels::ImportQrels;
 pub use queries::ImportQueries;
-pub use rows::{Format, RowError, Skips, Source, for_each_row};
+pub use rows::Skips;
 
 use flywheel_stage_api::{ParamSpec, ParamType};
 
-/// The `lenient` param shared by the import stages.
+/// Returns the `lenient` param shared by the import stages.
 pub fn lenient_param() -> ParamSpec {
     ParamSpec::new("lenient", ParamType::Bool)
         .default(false)
         .doc("skip invalid rows and count them by reason instead of failing on the first one")
 }
 
-/// The `format` param shared by the import stages.
+/// Returns the `format` param shared by the import stages.
 pub fn format_param() -> ParamSpec {
     ParamSpec::new("format", ParamType::String)
         .default("auto")

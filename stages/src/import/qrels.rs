@@ -67,18 +67,19 @@ impl Stage for ImportQrels {
         let mut dropped = 0;
         if !single.is_empty() {
             let listed = single.iter().take(5).map(|q| format!("`{q}`")).collect::<Vec<_>>().join(", ");
-            let what = format!("{} queries have only one judged document in {} ({listed}{})", single.len(), source.name, if single.len() > 5 { ", …" } else { "" });
+            let count = if single.len() == 1 { "1 query has".to_string() } else { format!("{} queries have", single.len()) };
+            let problem = format!("{}: {count} only one judged document ({listed}{})", source.name, if single.len() > 5 { ", …" } else { "" });
             match ctx.param_str("single_document_queries")? {
                 "error" => {
-                    return Err(StageError::failed(format!("{what}; judge a second document for each, or set `single_document_queries: drop`")));
+                    return Err(StageError::failed(format!("{problem}; judge a second document for each, or set `single_document_queries: drop`")));
                 }
                 "drop" => {
                     let before = pairs.len();
                     pairs.retain(|p| !single.contains(&p.qid));
                     dropped = before - pairs.len();
-                    ctx.log(LogLevel::Warn, &format!("{what}; dropped their {dropped} labels"));
+                    ctx.log(LogLevel::Warn, &format!("{problem}; dropped their {dropped} labels"));
                 }
-                _ => ctx.log(LogLevel::Warn, &format!("{what}; they give no pair for pairwise losses or PNR")),
+                _ => ctx.log(LogLevel::Warn, &format!("{problem}; they give no pair for pairwise losses or PNR")),
             }
         }
         if pairs.is_empty() {

@@ -1,7 +1,7 @@
-//! The row loop of the import stages: [`Source`] (the input file and its format),
-//! [`for_each_row`] (UTF-8 check, blank lines, strict or lenient handling), [`RowError`] (why one
-//! row is invalid) and [`Skips`] (the rows a lenient import skipped, by reason), plus field
-//! parsers shared by the importers.
+//! The row loop of the import stages. [`Source`] is the input file and its format, and
+//! [`for_each_row`] reads it row by row: UTF-8 check, blank lines, strict or lenient handling.
+//! [`RowError`] tells why one row is invalid, and [`Skips`] counts the rows a lenient import
+//! skipped, by reason. The field parsers below are shared by the importers.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::corpus::single_file;
 
-/// How the rows of an input file are written.
+/// The layout of an input file's rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// Tab-separated columns, no header.
@@ -54,8 +54,8 @@ impl Format {
     }
 }
 
-/// Why one row is invalid: a short reason code (the key under which lenient imports count it)
-/// and a message that says what is wrong and how to fix it.
+/// The reason one row is invalid: a short code (the key under which lenient imports count it)
+/// and a message that states what is wrong and how to fix it.
 #[derive(Debug)]
 pub struct RowError {
     pub reason: &'static str,
@@ -82,10 +82,6 @@ impl Skips {
 
     pub fn total(&self) -> usize {
         self.by_reason.values().map(|(count, _)| count).sum()
-    }
-
-    pub fn count(&self, reason: &str) -> usize {
-        self.by_reason.get(reason).map_or(0, |(count, _)| *count)
     }
 
     /// Describes the skips, e.g. `2 non_numeric_grade (first at line 4), 1 unknown_docid (…)`.
@@ -161,7 +157,7 @@ pub fn for_each_row(
     Ok(accepted)
 }
 
-/// The hint for a line that holds a single column.
+/// The hint for a line that has a single column.
 const SPACE_HINT: &str = "separate the columns with tabs, not spaces";
 
 /// The hint for an `id<TAB>text` line with more than two columns.
@@ -178,7 +174,7 @@ pub fn tsv_fields<'a>(line: &'a str, columns: &[&str], hint: &str) -> Result<Vec
     Ok(fields)
 }
 
-/// The error for a TSV line with the wrong number of columns; `hint` is appended when set.
+/// Builds the error for a TSV line with the wrong number of columns, ending with `hint` when set.
 pub fn wrong_column_count(found: usize, columns: &[&str], hint: &str) -> RowError {
     let reason = if found < columns.len() { "missing_columns" } else { "extra_columns" };
     let layout = columns.join("<TAB>");
@@ -252,6 +248,13 @@ pub fn parse_number(text: &str, field: &str, reason: &'static str) -> Result<f64
 
 fn not_a_number(field: &str, found: &str, reason: &'static str) -> RowError {
     RowError::new(reason, format!("`{field}` is `{found}`, not a number; write it as a decimal number such as 2 or 0.5"))
+}
+
+#[cfg(test)]
+impl Skips {
+    fn count(&self, reason: &str) -> usize {
+        self.by_reason.get(reason).map_or(0, |(count, _)| *count)
+    }
 }
 
 #[cfg(test)]

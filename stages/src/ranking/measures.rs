@@ -16,7 +16,7 @@ pub enum Gain {
     /// trec_eval's `ndcg` (m_ndcg.c, trec_eval 9) divides by log2(rank) from rank 2 on, so ranks
     /// 1 and 2 both count in full, while [`ndcg`] divides by log2(rank + 1) at every rank.
     Linear,
-    /// gain = 2^grade - 1, as in Burges et al. (2005) and most learning-to-rank papers.
+    /// gain = 2^grade - 1, which weighs high grades more than linear gain does.
     Exponential,
 }
 
@@ -177,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn tied_scores_count_half_in_auc_and_skip_in_pnr() {
+    fn tied_scores_in_auc_and_pnr() {
         let docs = [Judged { grade: 1.0, score: 0.5 }, Judged { grade: 0.0, score: 0.5 }];
         assert_eq!(auc(&docs, 1.0), Some(0.5));
         assert_eq!(pnr_counts(&docs), (0, 0));

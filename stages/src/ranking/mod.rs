@@ -2,10 +2,10 @@
 //! [`measures`] (AUC, PNR, NDCG@k) and their summary over a query set in [`evaluate`], which
 //! builds the body of a `metrics` artifact.
 //!
-//! Summary rules: `auc` is the mean of the per-query AUCs over the queries where it is defined
-//! (both classes present) and `auc_pooled` the AUC over all documents of all queries at once;
-//! `pnr` sums concordant and discordant pairs over queries before dividing; `ndcg_*@k` is the
-//! mean over the queries where the ideal DCG is positive. A value that is undefined for every
+//! Summary rules. `auc` is the mean of the per-query AUCs over the queries where it is defined
+//! (both classes present), and `auc_pooled` is the AUC over all documents of all queries at
+//! once. `pnr` sums concordant and discordant pairs over queries before dividing. `ndcg_*@k` is
+//! the mean over the queries whose ideal DCG is positive. A value that is undefined for every
 //! query is `null`, never a placeholder number.
 
 pub mod measures;
@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 pub use measures::{Gain, Judged, auc, ndcg, pnr, pnr_counts};
 
-/// What to compute: the grade threshold of AUC and the NDCG cutoffs.
+/// The settings of [`evaluate`]: the grade threshold of AUC and the NDCG cutoffs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalConfig {
     pub auc_threshold: f64,
@@ -41,7 +41,7 @@ impl EvalConfig {
     }
 }
 
-/// The `auc_threshold` and `k` params of every stage that reports ranking metrics.
+/// Returns the `auc_threshold` and `k` params of every stage that reports ranking metrics.
 pub fn params() -> [ParamSpec; 2] {
     [
         ParamSpec::new("auc_threshold", ParamType::Float)
@@ -53,7 +53,7 @@ pub fn params() -> [ParamSpec; 2] {
     ]
 }
 
-/// Names of the NDCG metrics at cutoff `k`.
+/// Returns the names of the NDCG metrics at cutoff `k`: exponential gain, then linear gain.
 pub fn ndcg_names(k: usize) -> (String, String) {
     (format!("ndcg_exp@{k}"), format!("ndcg_linear@{k}"))
 }
