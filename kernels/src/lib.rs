@@ -32,7 +32,10 @@ pub mod cpu;
 mod error;
 pub mod math;
 pub mod philox;
+mod select;
 mod tensor;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -54,4 +57,7 @@ pub use backend::{
 };
 pub use cpu::CpuBackend;
 pub use error::{KernelError, Result};
+pub use select::{DeviceError, select_backend};
 pub use tensor::{DType, Shape, Storage, Tensor};
+#[cfg(feature = "wgpu")]
+pub use wgpu::{GpuBackend, list_adapters};

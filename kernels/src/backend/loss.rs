@@ -23,7 +23,8 @@ pub trait LossOps {
     /// Softmax cross-entropy over the last dimension, averaged over the rows
     /// whose target is not `ignore_index` (masked-language-model loss).
     /// Writes each row's log-sum-exp for the backward, also for ignored rows.
-    /// Targets other than `ignore_index` must be below `V`.
+    /// Targets other than `ignore_index` must be below `V`, and the CPU
+    /// backend returns `KernelError::IndexOutOfRange` otherwise.
     // logits: (N, V), targets: (N) u32, loss: (1), logsumexp: (N)
     // where (N) is logits' shape without its last dimension.
     fn cross_entropy(
@@ -82,7 +83,8 @@ pub trait LossOps {
     /// item `i` should score above item `j`, and costs
     /// `weights[p]·ln(1 + exp(scores[j] - scores[i]))`. The loss is the sum of
     /// the costs divided by the sum of the weights. Weights should be
-    /// non-negative, and indices must be below `N`.
+    /// non-negative. Indices must be below `N`, and the CPU backend returns
+    /// `KernelError::IndexOutOfRange` otherwise.
     // scores: (N), pairs: (P, 2) u32, weights: (P), loss: (1)
     fn pairwise_logistic(
         &self,

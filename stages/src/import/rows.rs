@@ -1,6 +1,6 @@
 //! The row loop of the import stages. [`Source`] is the input file and its format, and
 //! [`for_each_row`] reads it row by row: UTF-8 check, blank lines, strict or lenient handling.
-//! [`RowError`] tells why one row is invalid, and [`Skips`] counts the rows a lenient import
+//! [`RowError`] describes why one row is invalid, and [`Skips`] counts the rows a lenient import
 //! skipped, by reason. The field parsers below are shared by the importers.
 
 use std::collections::BTreeMap;

@@ -106,8 +106,8 @@ fn dcg(grades: impl Iterator<Item = f64>, k: usize, gain: Gain) -> f64 {
 mod tests {
     use super::*;
 
-    /// One query with grades [3, 2, 0, 1, 0] and scores [0.9, 0.3, 0.8, 0.4, 0.1]; the expected
-    /// values below were computed by hand from the definitions above.
+    /// Returns one query with grades [3, 2, 0, 1, 0] and scores [0.9, 0.3, 0.8, 0.4, 0.1]. The
+    /// expected values below were computed by hand from the definitions above.
     fn golden() -> Vec<Judged> {
         [(3.0, 0.9), (2.0, 0.3), (0.0, 0.8), (1.0, 0.4), (0.0, 0.1)]
             .into_iter()
@@ -115,7 +115,7 @@ mod tests {
             .collect()
     }
 
-    /// The golden values are given to four decimals.
+    /// Asserts a defined value equal to `expected` at the four decimals of the golden values.
     fn assert_close(actual: Option<f64>, expected: f64) {
         let actual = actual.expect("defined");
         assert!((actual - expected).abs() < 5e-5, "{actual} != {expected}");

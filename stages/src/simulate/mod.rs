@@ -30,11 +30,11 @@ impl Stage for SimulateClicks {
             .output(PortSpec::new("clicks", "click-log").doc("clicks.jsonl of SIMULATED impressions, with a `session` field per result page"))
             .param(ParamSpec::new("seed", ParamType::Int).default(0).doc("seed of the simulation"))
             .param(ParamSpec::new("sessions_per_query", ParamType::Int).default(50).doc("simulated result pages per query"))
-            .param(ParamSpec::new("depth", ParamType::Int).default(10).doc("documents shown per page, from the top of the ranking"))
+            .param(ParamSpec::new("depth", ParamType::Int).default(10).doc("documents shown per simulated page, from the top of the ranking"))
             .param(float("eta", 1.0, "position-bias exponent: a simulated user examines rank r with probability (1/r)^eta"))
             .param(float("click_noise", 0.05, "simulated click probability of an examined grade-0 document"))
             .param(float("click_relevant", 0.9, "simulated click probability of an examined top-grade document"))
-            .param(float("max_grade", 0.0, "the top grade of the scale; 0 takes the highest grade in the pairs"))
+            .param(float("max_grade", 0.0, "the top grade of the simulated click and dwell scale; 0 takes the highest grade in the pairs"))
             .param(float("dwell_irrelevant", 8.0, "median simulated dwell, in seconds, after clicking a grade-0 document"))
             .param(float("dwell_relevant", 60.0, "median simulated dwell, in seconds, after clicking a top-grade document"))
             .param(float("dwell_sigma", 0.5, "standard deviation of the logarithm of the simulated dwell"))
@@ -57,15 +57,15 @@ impl Stage for SimulateClicks {
             let grades: Vec<f64> = ranking.iter().map(|(_, grade)| *grade).collect();
             let mut rng = Rng::for_item(seed, qid);
             for session in 1..=sessions {
-                for shown in model.session(&grades, &mut rng) {
+                for impression in model.session(&grades, &mut rng) {
                     let mut extra = Map::new();
                     extra.insert("session".into(), json!(format!("{qid}:{session}")));
                     impressions.push(Impression {
                         qid: qid.clone(),
-                        docid: ranking[shown.position as usize - 1].0.clone(),
-                        position: shown.position,
-                        click: u8::from(shown.click),
-                        dwell: shown.dwell,
+                        docid: ranking[impression.position as usize - 1].0.clone(),
+                        position: impression.position,
+                        click: u8::from(impression.click),
+                        dwell: impression.dwell,
                         extra,
                     });
                 }

@@ -13,8 +13,8 @@
 //! ```
 //!
 //! A click whose dwell reaches `satisfied_dwell` seconds satisfies the user, who then leaves
-//! the page with probability `stop_after_satisfied`; the documents below stay shown but are no
-//! longer examined. Examined documents that are not clicked are the skips. `click_noise` is the
+//! the page with probability `stop_after_satisfied`. The documents below stay shown, but the
+//! user no longer examines them. Examined documents that are not clicked are the skips. `click_noise` is the
 //! noise: clicks on irrelevant documents, independent of position.
 
 use crate::random::Rng;
@@ -46,7 +46,7 @@ pub struct ClickModel {
 
 /// The outcome of one shown document in one session.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Shown {
+pub struct SimulatedImpression {
     /// 1-based rank on the page.
     pub position: u32,
     pub click: bool,
@@ -73,16 +73,16 @@ impl ClickModel {
         self.click_noise + (self.click_relevant - self.click_noise) * self.relevance(grade)
     }
 
-    /// Median dwell in seconds for a click on a document of `grade`.
+    /// Returns the median dwell in seconds after a click on a document of `grade`.
     pub fn median_dwell(&self, grade: f64) -> f64 {
         self.dwell_irrelevant * (self.dwell_relevant / self.dwell_irrelevant).powf(self.relevance(grade))
     }
 
     /// Simulates one session over `grades`, the grades of the ranking from the top; the page
     /// shows the first `depth` of them.
-    pub fn session(&self, grades: &[f64], rng: &mut Rng) -> Vec<Shown> {
+    pub fn session(&self, grades: &[f64], rng: &mut Rng) -> Vec<SimulatedImpression> {
         let mut left = false;
-        let mut shown = Vec::with_capacity(self.depth.min(grades.len()));
+        let mut page = Vec::with_capacity(self.depth.min(grades.len()));
         for (index, grade) in grades.iter().take(self.depth).enumerate() {
             let position = index as u32 + 1;
             let examined = !left && rng.bernoulli(self.examination(position));
@@ -95,9 +95,9 @@ impl ClickModel {
                     left = true;
                 }
             }
-            shown.push(Shown { position, click, dwell });
+            page.push(SimulatedImpression { position, click, dwell });
         }
-        shown
+        page
     }
 }
 
@@ -147,9 +147,9 @@ mod tests {
     #[test]
     fn session_shows_depth_documents() {
         let m = ClickModel { depth: 3, ..model() };
-        let shown = m.session(&[3.0, 0.0, 1.0, 2.0, 0.0], &mut Rng::new(1));
-        assert_eq!(shown.iter().map(|s| s.position).collect::<Vec<_>>(), [1, 2, 3]);
-        assert!(shown.iter().all(|s| s.click || s.dwell == 0.0));
+        let page = m.session(&[3.0, 0.0, 1.0, 2.0, 0.0], &mut Rng::new(1));
+        assert_eq!(page.iter().map(|s| s.position).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(page.iter().all(|s| s.click || s.dwell == 0.0));
     }
 
     #[test]
@@ -159,8 +159,8 @@ mod tests {
         let grades = [3.0, 3.0, 0.0, 0.0, 3.0, 3.0];
         let mut clicks = [0u32; 6];
         for _ in 0..20_000 {
-            for shown in m.session(&grades, &mut rng) {
-                clicks[shown.position as usize - 1] += u32::from(shown.click);
+            for impression in m.session(&grades, &mut rng) {
+                clicks[impression.position as usize - 1] += u32::from(impression.click);
             }
         }
         assert!(clicks[0] > clicks[1], "position bias: {clicks:?}");

@@ -2,9 +2,9 @@
 //! behaviour features -> grade on the human-labelled pairs, and [`PseudoLabel`]
 //! (`pseudo-label`) applies it to every mined pair.
 //!
-//! A `gbdt` artifact contains `model.json`, the booster in perpetual's own JSON serialization
-//! (`BoosterIO::json_dump`, perpetual 3.0.0-rc.2) with object keys sorted so the same model
-//! always has the same bytes, and `meta.json` ([`Meta`]), which names the features in the
+//! A `gbdt` artifact contains two files. `model.json` is the booster in perpetual's own JSON
+//! serialization (`BoosterIO::json_dump`, perpetual 3.0.0-rc.2), with object keys sorted so the
+//! same model always has the same bytes. `meta.json` ([`Meta`]) names the features in the
 //! column order the model expects.
 
 mod pseudo_label;
