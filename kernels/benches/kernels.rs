@@ -7,6 +7,14 @@
 //! `KERNEL_BENCH_THREADS` to pin the thread count (default: all cores) and
 //! `KERNEL_BENCH_FILTER` to time only ops whose name contains it.
 //!
+//! `-- --device gpu` (or `software`, or an adapter name substring; also
+//! `KERNEL_BENCH_DEVICE`) runs the same ops on the wgpu backend instead. A
+//! GPU row is the fastest of repeated batches of runs, each batch followed
+//! by one wait for the device, divided by the batch size, so that the wait
+//! (tens of microseconds) does not hide short kernels. Its reference
+//! bandwidth is the device's own: the backend's `copy` between two buffers
+//! of up to 1 GiB each.
+//!
 //! Each row reports the fastest of repeated runs after one warm-up run,
 //! because other processes on the machine can only slow a run down. Byte
 //! counts include each tensor read or written once (8 bytes per element for
@@ -26,6 +34,8 @@ use std::time::{Duration, Instant};
 
 use flywheel_kernels::CpuBackend;
 use flywheel_kernels::prelude::*;
+#[cfg(feature = "wgpu")]
+use flywheel_kernels::wgpu::GpuBackend;
 
 const BATCH: usize = 32;
 const SEQ: usize = 128;
@@ -89,13 +99,13 @@ fn data(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn tensor(backend: &CpuBackend, dims: &[usize], seed: u32) -> Tensor {
+fn tensor(backend: &dyn Backend, dims: &[usize], seed: u32) -> Tensor {
     backend
         .upload(&data(dims.iter().product(), seed), dims)
         .expect("upload")
 }
 
-fn zeros(backend: &CpuBackend, dims: &[usize]) -> Tensor {
+fn zeros(backend: &dyn Backend, dims: &[usize]) -> Tensor {
     backend.zeros(dims).expect("zeros")
 }
 
@@ -115,7 +125,10 @@ struct Row {
 }
 
 struct Recorder<'b> {
-    backend: &'b CpuBackend,
+    backend: &'b dyn Backend,
+    /// The wgpu backend behind `backend`, which ops only queue work on.
+    #[cfg(feature = "wgpu")]
+    gpu: Option<&'b GpuBackend>,
     rows: Vec<Row>,
     /// Copy bandwidth by buffer size in elements.
     copy_cache: HashMap<usize, f64>,
@@ -124,12 +137,36 @@ struct Recorder<'b> {
 }
 
 impl Recorder<'_> {
+    /// Returns the time of one run of `run`: `fastest_time` on the CPU, and
+    /// on a GPU the fastest batch of runs plus one wait, per run.
+    fn time(&self, mut run: impl FnMut()) -> Duration {
+        #[cfg(feature = "wgpu")]
+        if let Some(gpu) = self.gpu {
+            // Warm up (pipelines are created on first use), then size the
+            // batch from one timed run to about 2 ms.
+            run();
+            gpu.wait();
+            let begin = Instant::now();
+            run();
+            gpu.wait();
+            let once = begin.elapsed().as_secs_f64();
+            let batch = (2e-3 / once).ceil().clamp(1.0, 100.0) as u32;
+            return fastest_time(|| {
+                for _ in 0..batch {
+                    run();
+                }
+                gpu.wait();
+            }) / batch;
+        }
+        fastest_time(run)
+    }
+
     /// Times `run` and adds a row, unless `KERNEL_BENCH_FILTER` is set and not part of `op`.
     fn record(&mut self, op: &str, shape: String, work: Work, run: impl FnMut()) {
         if !self.wants(op) {
             return;
         }
-        let seconds = fastest_time(run).as_secs_f64();
+        let seconds = self.time(run).as_secs_f64();
         let (gflops, gbytes, copy_gbytes) = match work {
             Work::Flops(flops) => (Some(flops / seconds / 1e9), None, None),
             Work::Bytes(bytes) => {
@@ -167,7 +204,9 @@ impl Recorder<'_> {
             .expect("upload");
         let mut dst = zeros(self.backend, &[elements]);
         let backend = self.backend;
-        let seconds = fastest_time(|| backend.copy(&src, &mut dst).expect("copy")).as_secs_f64();
+        let seconds = self
+            .time(|| backend.copy(&src, &mut dst).expect("copy"))
+            .as_secs_f64();
         let bandwidth = 8.0 * elements as f64 / seconds / 1e9;
         self.copy_cache.insert(elements, bandwidth);
         bandwidth
@@ -429,13 +468,14 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-fn print_table(backend: &CpuBackend, rows: &[Row], memory_copy: [f64; 2]) {
+/// Prints the rows; `copy_label` names how `memory_copy` was measured.
+fn print_table(backend: &dyn Backend, rows: &[Row], memory_copy: [f64; 2], copy_label: &str) {
     let device = backend.device_name();
     let reference = memory_copy[0].max(memory_copy[1]);
     println!();
     println!("1-minute load average at the end: {}", load_average());
     println!(
-        "memory copy (1 GiB, one block per thread): {:.1} GB/s at the start, {:.1} GB/s at the end",
+        "{copy_label}: {:.1} GB/s at the start, {:.1} GB/s at the end",
         memory_copy[0], memory_copy[1]
     );
     println!();
@@ -467,8 +507,78 @@ fn print_table(backend: &CpuBackend, rows: &[Row], memory_copy: [f64; 2]) {
     }
 }
 
+/// Runs every benchmark group.
+fn bench_all(recorder: &mut Recorder<'_>) {
+    bench_matmuls(recorder);
+    for hidden in [256, 768] {
+        bench_elementwise(recorder, hidden);
+        bench_layer_norm(recorder, hidden);
+        bench_attention(recorder, hidden);
+    }
+    bench_embedding(recorder);
+    bench_cross_entropy(recorder);
+    bench_optimizer(recorder);
+}
+
+/// The `--device VALUE` or `--device=VALUE` argument, else
+/// `KERNEL_BENCH_DEVICE`, else `cpu`.
+fn bench_device() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    for (index, arg) in args.iter().enumerate() {
+        if let Some(value) = arg.strip_prefix("--device=") {
+            return value.to_string();
+        }
+        if arg == "--device"
+            && let Some(value) = args.get(index + 1)
+        {
+            return value.clone();
+        }
+    }
+    std::env::var("KERNEL_BENCH_DEVICE").unwrap_or_else(|_| "cpu".to_string())
+}
+
+/// Runs the benchmark on the wgpu adapter that `device` names.
+#[cfg(feature = "wgpu")]
+fn gpu_main(device: &str) {
+    let gpu = GpuBackend::open(device).unwrap_or_else(|error| panic!("{error}"));
+    println!("backend {} on {}", gpu.name(), gpu.device_name());
+    println!("1-minute load average at the start: {}", load_average());
+    let mut recorder = Recorder {
+        backend: &gpu,
+        gpu: Some(&gpu),
+        rows: Vec::new(),
+        copy_cache: HashMap::new(),
+        filter: std::env::var("KERNEL_BENCH_FILTER").ok(),
+    };
+    // Two buffers of up to 1 GiB each, within the adapter's binding limit.
+    let copy_elements = LARGE_COPY_ELEMENTS.min((gpu.max_tensor_bytes() / 4) as usize);
+    let device_copy_start = recorder.copy_bandwidth(copy_elements);
+    bench_all(&mut recorder);
+    recorder.copy_cache.remove(&copy_elements);
+    let device_copy_end = recorder.copy_bandwidth(copy_elements);
+    let label = format!(
+        "device copy (Backend::copy, 2 buffers of {} MiB)",
+        copy_elements * 4 >> 20
+    );
+    print_table(
+        &gpu,
+        &recorder.rows,
+        [device_copy_start, device_copy_end],
+        &label,
+    );
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn gpu_main(device: &str) {
+    panic!("--device {device} needs the `wgpu` feature of flywheel-kernels");
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; this harness takes no arguments.
+    // `cargo bench` passes `--bench`, which is ignored.
+    let device = bench_device();
+    if device != "cpu" {
+        return gpu_main(&device);
+    }
     let threads = std::env::var("KERNEL_BENCH_THREADS")
         .ok()
         .and_then(|value| value.parse().ok())
@@ -481,23 +591,18 @@ fn main() {
     let filter = std::env::var("KERNEL_BENCH_FILTER").ok();
     let mut recorder = Recorder {
         backend: &backend,
+        #[cfg(feature = "wgpu")]
+        gpu: None,
         rows: Vec::new(),
         copy_cache: HashMap::new(),
         filter,
     };
-    bench_matmuls(&mut recorder);
-    for hidden in [256, 768] {
-        bench_elementwise(&mut recorder, hidden);
-        bench_layer_norm(&mut recorder, hidden);
-        bench_attention(&mut recorder, hidden);
-    }
-    bench_embedding(&mut recorder);
-    bench_cross_entropy(&mut recorder);
-    bench_optimizer(&mut recorder);
+    bench_all(&mut recorder);
     let memory_copy_end = memory_copy_bandwidth(threads);
     print_table(
         &backend,
         &recorder.rows,
         [memory_copy_start, memory_copy_end],
+        "memory copy (1 GiB, one block per thread)",
     );
 }

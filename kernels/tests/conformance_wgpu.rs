@@ -1,51 +1,10 @@
 //! Runs the backend conformance suite against the wgpu backend, with the
-//! same checks and tolerances as the CPU backend.
-//!
-//! The adapter comes from `FLYWHEEL_TEST_DEVICE` (`gpu`, `software` or an
-//! adapter name substring); without it the tests take the best hardware GPU
-//! and otherwise a software adapter such as Mesa's lavapipe. One backend is
-//! shared by all tests, so each pipeline is compiled once.
-//!
-//! Without any adapter the tests pass after printing how to install one,
-//! except with `CI=true`, where a missing adapter fails every test.
+//! same checks and tolerances as the CPU backend. See `wgpu_support` for
+//! how the adapter is chosen and when the tests skip.
 
-use std::sync::OnceLock;
+mod wgpu_support;
 
-use flywheel_kernels::wgpu::GpuBackend;
-
-/// The shared backend, or `None` when no adapter exists outside CI.
-pub fn backend() -> Option<&'static GpuBackend> {
-    static BACKEND: OnceLock<Option<GpuBackend>> = OnceLock::new();
-    BACKEND.get_or_init(open).as_ref()
-}
-
-fn open() -> Option<GpuBackend> {
-    let requests = match std::env::var("FLYWHEEL_TEST_DEVICE") {
-        Ok(request) => vec![request],
-        Err(_) => vec!["gpu".to_string(), "software".to_string()],
-    };
-    let mut errors = Vec::new();
-    for request in &requests {
-        match GpuBackend::open(request) {
-            Ok(backend) => {
-                eprintln!("wgpu conformance on {}", backend.adapter().name);
-                return Some(backend);
-            }
-            Err(error) => errors.push(error.to_string()),
-        }
-    }
-    let message = format!(
-        "no wgpu adapter for the wgpu conformance tests ({}).\n\
-         Install a Vulkan driver; for the software adapter on Debian or Ubuntu run\n\
-         `apt-get install mesa-vulkan-drivers libvulkan1`.",
-        errors.join("; ")
-    );
-    if std::env::var("CI").is_ok_and(|value| value == "true") {
-        panic!("{message}\nCI=true, so a missing adapter fails the tests.");
-    }
-    eprintln!("\n!!!!!!!!!! SKIPPING the wgpu conformance tests !!!!!!!!!!\n{message}\n");
-    None
-}
+use wgpu_support::backend;
 
 macro_rules! conformance_checks {
     ($($check:ident),* $(,)?) => {

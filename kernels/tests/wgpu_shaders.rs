@@ -50,12 +50,7 @@ fn check_file(name: &str, text: &str, common: &str) -> Result<(), String> {
             let location = error
                 .location(&source)
                 .map(|location| source_line(name, file_lines, location.line_number as usize));
-            describe(
-                "validation",
-                name,
-                location,
-                &error.emit_to_string(&source),
-            )
+            describe("validation", name, location, &error.emit_to_string(&source))
         })?;
     Ok(())
 }
@@ -104,8 +99,10 @@ fn every_wgsl_file_compiles() {
 
 #[test]
 fn errors_name_file_and_line() {
-    let broken = "fn f() -> f32 {\n    return 1.0;\n}\nfn g() -> f32 {\n    return undefined_name;\n}\n";
-    let error = check_file("broken.wgsl", broken, "").expect_err("an unknown name must not compile");
+    let broken =
+        "fn f() -> f32 {\n    return 1.0;\n}\nfn g() -> f32 {\n    return undefined_name;\n}\n";
+    let error =
+        check_file("broken.wgsl", broken, "").expect_err("an unknown name must not compile");
     assert!(
         error.starts_with("wgsl/broken.wgsl:5:"),
         "error does not point at line 5: {error}"

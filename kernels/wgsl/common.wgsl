@@ -1,7 +1,8 @@
-// Helpers shared by every kernel file. The host appends this file to each
-// kernel file before compiling it (WGSL has no includes, and module-scope
-// declarations may come in any order), so a file's own line numbers stay
-// correct in compiler messages.
+// Helpers shared by every kernel file: grid indexing, f32 math that matches
+// the CPU backend, and workgroup reductions. The host appends this file to
+// each kernel file before compiling it (WGSL has no includes, and
+// module-scope declarations may come in any order), so a file's own line
+// numbers stay correct in compiler messages.
 //
 // Numerics: `exp_f32`, `tanh_f32` and `log1p_f32` follow the CPU backend's
 // formulas (src/math.rs, src/cpu/elementwise.rs), because the WGSL builtins
@@ -93,4 +94,40 @@ fn sqrt_rn(x: f32) -> f32 {
     }
     let residual = fma(-s, s, x);
     return s + residual * 0.5 / s;
+}
+
+// Workgroup reductions for kernels with 256 invocations. Each combines the
+// invocations' values with a fixed binary tree, so the result does not
+// depend on scheduling, and returns it to every invocation. Call them from
+// uniform control flow, because they contain barriers.
+const REDUCTION_WIDTH: u32 = 256u;
+
+var<workgroup> reduction_lanes: array<f32, REDUCTION_WIDTH>;
+
+fn workgroup_sum(local: u32, value: f32) -> f32 {
+    reduction_lanes[local] = value;
+    workgroupBarrier();
+    for (var width = REDUCTION_WIDTH / 2u; width > 0u; width /= 2u) {
+        if local < width {
+            reduction_lanes[local] += reduction_lanes[local + width];
+        }
+        workgroupBarrier();
+    }
+    let total = reduction_lanes[0];
+    workgroupBarrier();
+    return total;
+}
+
+fn workgroup_max(local: u32, value: f32) -> f32 {
+    reduction_lanes[local] = value;
+    workgroupBarrier();
+    for (var width = REDUCTION_WIDTH / 2u; width > 0u; width /= 2u) {
+        if local < width {
+            reduction_lanes[local] = max(reduction_lanes[local], reduction_lanes[local + width]);
+        }
+        workgroupBarrier();
+    }
+    let total = reduction_lanes[0];
+    workgroupBarrier();
+    return total;
 }

@@ -51,24 +51,6 @@ const FINISH_NORM: u32 = 2u;
 // the divisor is 0 (the pairwise loss: weighted costs over weights).
 const FINISH_RATIO: u32 = 3u;
 
-var<workgroup> lanes: array<f32, WORKGROUP>;
-
-// Sums `value` over the workgroup as a fixed binary tree and returns the
-// total to every invocation. Call from uniform control flow.
-fn workgroup_sum(local: u32, value: f32) -> f32 {
-    lanes[local] = value;
-    workgroupBarrier();
-    for (var width = WORKGROUP / 2u; width > 0u; width /= 2u) {
-        if local < width {
-            lanes[local] += lanes[local + width];
-        }
-        workgroupBarrier();
-    }
-    let total = lanes[0];
-    workgroupBarrier();
-    return total;
-}
-
 @compute @workgroup_size(256)
 fn partial_sum(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                @builtin(local_invocation_index) local: u32) {

@@ -4,6 +4,7 @@
 
 mod corpus;
 mod pairs;
+pub mod mlm;
 pub mod model;
 pub mod tokenizer;
 
@@ -13,6 +14,7 @@ mod evaluate;
 mod import;
 mod random;
 mod ranking;
+mod relevance;
 mod report;
 mod simulate;
 mod split;
@@ -27,8 +29,9 @@ pub use pairs::ImportPairs;
 
 /// Returns every built-in stage.
 pub fn builtin() -> Vec<Arc<dyn Stage>> {
-    let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ImportCorpus), Arc::new(CorpusStats), Arc::new(ImportPairs), Arc::new(tokenizer::TrainTokenizer), Arc::new(tokenizer::ImportTokenizer)];
+    let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ImportCorpus), Arc::new(CorpusStats), Arc::new(ImportPairs), Arc::new(tokenizer::TrainTokenizer), Arc::new(tokenizer::ImportTokenizer), Arc::new(mlm::PretrainMlm), Arc::new(model::student::MakeStudent)];
     stages.extend(relevance_stages());
+    stages.extend(relevance::stages());
     stages
 }
 

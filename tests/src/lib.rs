@@ -35,9 +35,13 @@ impl Built {
     }
 }
 
-/// Builds the `flywheel` binary, the BM25 example plugin and the test plugins with the
-/// running test's profile, once per test binary. Panics with cargo's output when the build
-/// fails.
+/// Builds the BM25 example plugin and the test plugins with the running test's profile, once
+/// per test binary, and the `flywheel` binary too when it is missing or older than its sources.
+/// Panics with cargo's output when the build fails.
+///
+/// `cargo test --workspace` has built a fresh `flywheel` already (the runner's own integration
+/// tests need it); building it again here would use other features of the kernels crate (its
+/// dev-dependency enables `conformance`) and recompile half the workspace.
 // NOTE: a test run with `--target TRIPLE` puts binaries under `<target>/<TRIPLE>/`; this
 // helper does not handle that layout.
 pub fn built() -> &'static Built {
@@ -51,19 +55,38 @@ pub fn built() -> &'static Built {
             Some(other) => other.to_string(),
             None => panic!("cannot read the profile from {}", profile_dir.display()),
         };
+        let flywheel = profile_dir.join("flywheel");
+        let mut packages = vec!["-p", "flywheel-bm25-stage", "-p", "flywheel-test-plugins"];
+        if binary_is_stale(&flywheel) {
+            packages.extend(["-p", "flywheel"]);
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let output = Command::new(cargo)
             .current_dir(workspace_root())
             .args(["build", "--profile", &profile, "--target-dir"])
             .arg(target_dir)
-            .args(["-p", "flywheel", "-p", "flywheel-bm25-stage", "-p", "flywheel-test-plugins"])
+            .args(&packages)
             .args(["--bins", "--lib", "--examples"])
             .output()
             .expect("cargo starts");
         assert!(output.status.success(), "building the binary and the plugins failed:\n{}", text(&output));
-        let flywheel = profile_dir.join("flywheel");
         Built { profile_dir, flywheel }
     })
+}
+
+/// Returns true when `binary` is missing or older than a source file of the crates it is built
+/// from.
+fn binary_is_stale(binary: &Path) -> bool {
+    let Ok(built_at) = std::fs::metadata(binary).and_then(|m| m.modified()) else { return true };
+    let root = workspace_root();
+    ["runner", "stages", "kernels", "Cargo.toml", "Cargo.lock"]
+        .iter()
+        .flat_map(|part| {
+            let path = root.join(part);
+            if path.is_dir() { files_below(&path) } else { vec![path] }
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == "rs" || e == "toml" || e == "wgsl" || e == "lock"))
+        .any(|p| std::fs::metadata(&p).and_then(|m| m.modified()).is_ok_and(|t| t > built_at))
 }
 
 /// A temporary directory holding workflow files and a store, `store/`.

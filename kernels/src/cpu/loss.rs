@@ -60,6 +60,7 @@ fn check_targets(op: &'static str, targets: &[u32], ignore_index: u32, vocab: us
 /// Writes `ln Σ exp(row)` for each row and returns the sum of `lse - row[target]`
 /// over kept rows of the block.
 // logits: (rows, V), targets: (rows), logsumexp: (rows)
+#[inline(always)]
 fn cross_entropy_block(
     logits: &[f32],
     targets: &[u32],
@@ -74,10 +75,7 @@ fn cross_entropy_block(
         .zip(logsumexp.iter_mut())
     {
         let row_max = max(row);
-        let sum = dispatch(
-            #[inline(always)]
-            || sum_by(row, |value| math::exp(value - row_max)),
-        );
+        let sum = sum_by(row, |value| math::exp(value - row_max));
         *lse = row_max + sum.ln();
         if target != ignore_index {
             total += *lse - row[target as usize];
@@ -131,7 +129,10 @@ impl LossOps for CpuBackend {
                         .zip(logsumexp.par_chunks_mut(block)),
                 )
                 .map(|(logits, (targets, logsumexp))| {
-                    cross_entropy_block(logits, targets, ignore_index, logsumexp, vocab)
+                    dispatch(
+                        #[inline(always)]
+                        || cross_entropy_block(logits, targets, ignore_index, logsumexp, vocab),
+                    )
                 })
                 .collect()
         });

@@ -76,7 +76,9 @@ impl GpuBackend {
                 ),
             });
         }
-        let scope = self.device.push_error_scope(::wgpu::ErrorFilter::OutOfMemory);
+        let scope = self
+            .device
+            .push_error_scope(::wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.device.create_buffer(&::wgpu::BufferDescriptor {
             label: None,
             size: allocation_size(shape.numel()),
@@ -145,6 +147,16 @@ impl GpuBackend {
         Ok(&self.buffer(op, argument, tensor, DType::F32)?.buffer)
     }
 
+    /// Device buffer of a u32 argument.
+    pub(crate) fn u32_device_buffer<'t>(
+        &self,
+        op: &'static str,
+        argument: &'static str,
+        tensor: &'t Tensor,
+    ) -> Result<&'t ::wgpu::Buffer> {
+        Ok(&self.buffer(op, argument, tensor, DType::U32)?.buffer)
+    }
+
     /// Device buffer and host copy of a u32 argument.
     pub(crate) fn u32_buffer<'t>(
         &self,
@@ -167,7 +179,9 @@ impl GpuBackend {
         if let Some(buffer) = tensor.storage().as_ref().downcast_ref::<GpuBuffer>()
             && let Some(indices) = &buffer.indices
         {
-            let mut indices = indices.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut indices = indices
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             indices.clear();
             indices.extend_from_slice(data);
         }

@@ -5,6 +5,7 @@ use super::GpuBackend;
 use super::buffer::check_outputs;
 use super::pipelines::Shader;
 use super::recorder::{Dispatch, read, write};
+use super::reduce::ColumnPartials;
 use crate::backend::{ElementwiseOps, check_bias, check_same_shape};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -54,7 +55,10 @@ impl GpuBackend {
     ) -> Result<()> {
         let mut bindings = Vec::with_capacity(3);
         for (index, &(argument, input)) in inputs.iter().enumerate() {
-            bindings.push(read(index as u32 + 1, self.f32_buffer(op, argument, input)?));
+            bindings.push(read(
+                index as u32 + 1,
+                self.f32_buffer(op, argument, input)?,
+            ));
         }
         bindings.push(write(3, self.f32_buffer(op, output.0, output.1)?));
         self.dispatch(
@@ -158,7 +162,13 @@ impl ElementwiseOps for GpuBackend {
             channels,
             ..Params::default()
         };
-        self.map_elements(OP, "bias_add", params, &[("x", x), ("bias", bias)], ("out", out))
+        self.map_elements(
+            OP,
+            "bias_add",
+            params,
+            &[("x", x), ("bias", bias)],
+            ("out", out),
+        )
     }
 
     fn bias_add_backward(&self, dout: &Tensor, dbias: &mut Tensor) -> Result<()> {
@@ -173,7 +183,13 @@ impl ElementwiseOps for GpuBackend {
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
         let partials = self.scratch(OP, blocks * channels)?;
         self.column_block_sums(OP, dout_buffer, rows, channels, &partials)?;
-        self.add_column_partials(OP, &partials, 0, blocks, channels, dbias_buffer)
+        let partials = ColumnPartials {
+            buffer: &partials,
+            offset: 0,
+            stride: channels,
+            blocks,
+        };
+        self.add_column_partials(OP, partials, channels, dbias_buffer)
     }
 
     fn gelu(&self, x: &Tensor, out: &mut Tensor) -> Result<()> {

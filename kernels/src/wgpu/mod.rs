@@ -119,6 +119,12 @@ impl GpuBackend {
         self.submits.load(Ordering::Relaxed)
     }
 
+    /// Kernel launches that fit in one submit: the parameter arena's slot
+    /// count. A longer run of ops without a read-back submits early.
+    pub fn max_dispatches_per_submit(&self) -> u64 {
+        recorder::ARENA_BYTES / self.slot_size()
+    }
+
     /// Number of kernel launches recorded so far.
     pub fn dispatch_count(&self) -> u64 {
         self.dispatches.load(Ordering::Relaxed)

@@ -5,7 +5,7 @@
 //! includes), so line numbers in compiler messages match the file.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 /// One WGSL file of `kernels/wgsl`, one per op family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,6 +81,9 @@ pub(crate) struct Pipeline {
     pub bind_group_layout: ::wgpu::BindGroupLayout,
 }
 
+/// Caches of shader modules, layouts and pipelines. Entries are inserted
+/// only once complete, so a panic in another thread leaves them valid and
+/// a poisoned lock is taken over.
 #[derive(Default)]
 pub(crate) struct Pipelines {
     modules: Mutex<HashMap<Shader, ::wgpu::ShaderModule>>,
@@ -107,7 +110,10 @@ impl Pipelines {
                 .collect(),
             layout: layout.to_vec(),
         };
-        let mut pipelines = self.pipelines.lock().expect("pipeline cache lock");
+        let mut pipelines = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(pipeline) = pipelines.get(&key) {
             return pipeline.clone();
         }
@@ -135,7 +141,7 @@ impl Pipelines {
     }
 
     fn module(&self, device: &::wgpu::Device, shader: Shader) -> ::wgpu::ShaderModule {
-        let mut modules = self.modules.lock().expect("shader module cache lock");
+        let mut modules = self.modules.lock().unwrap_or_else(PoisonError::into_inner);
         modules
             .entry(shader)
             .or_insert_with(|| {
@@ -152,14 +158,11 @@ impl Pipelines {
         device: &::wgpu::Device,
         key: &[(u32, Access)],
     ) -> (::wgpu::BindGroupLayout, ::wgpu::PipelineLayout) {
-        let mut layouts = self.layouts.lock().expect("layout cache lock");
+        let mut layouts = self.layouts.lock().unwrap_or_else(PoisonError::into_inner);
         layouts
             .entry(key.to_vec())
             .or_insert_with(|| {
-                let mut entries = vec![layout_entry(
-                    0,
-                    ::wgpu::BufferBindingType::Uniform,
-                )];
+                let mut entries = vec![layout_entry(0, ::wgpu::BufferBindingType::Uniform)];
                 entries.extend(key.iter().map(|&(binding, access)| {
                     let read_only = access == Access::Read;
                     layout_entry(binding, ::wgpu::BufferBindingType::Storage { read_only })

@@ -118,10 +118,15 @@ impl GpuBackend {
                 size: ::wgpu::BufferSize::new(params_size),
             }),
         }];
-        entries.extend(dispatch.bindings.iter().map(|binding| ::wgpu::BindGroupEntry {
-            binding: binding.binding,
-            resource: binding.buffer.as_entire_binding(),
-        }));
+        entries.extend(
+            dispatch
+                .bindings
+                .iter()
+                .map(|binding| ::wgpu::BindGroupEntry {
+                    binding: binding.binding,
+                    resource: binding.buffer.as_entire_binding(),
+                }),
+        );
         let bind_group = self.device.create_bind_group(&::wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipeline.bind_group_layout,
@@ -157,7 +162,7 @@ impl GpuBackend {
         Ok([x as u32, y as u32])
     }
 
-    fn slot_size(&self) -> u64 {
+    pub(crate) fn slot_size(&self) -> u64 {
         let alignment = self.limits.min_uniform_buffer_offset_alignment as u64;
         (MAX_PARAMS_BYTES as u64).div_ceil(alignment) * alignment
     }
@@ -222,6 +227,24 @@ impl GpuBackend {
         self.submit(&mut pending);
     }
 
+    /// Submits every recorded command and blocks until the device has
+    /// finished all submitted work, for timing.
+    pub fn wait(&self) {
+        self.flush();
+        self.wait_for_device();
+    }
+
+    /// Blocks until all submitted work is done and map callbacks have run.
+    fn wait_for_device(&self) {
+        if let Err(error) = self.device.poll(::wgpu::PollType::wait_indefinitely()) {
+            panic!(
+                "wgpu: waiting for adapter `{}` failed ({error}); the device was lost or \
+                 hung, so no result of this backend can be trusted",
+                self.info.name
+            );
+        }
+    }
+
     fn submit(&self, pending: &mut Pending) {
         pending.pass = None;
         let Some(encoder) = pending.encoder.take() else {
@@ -260,13 +283,7 @@ impl GpuBackend {
             // The receiver waits below, so a failed send cannot happen.
             let _ = sender.send(result);
         });
-        if let Err(error) = self.device.poll(::wgpu::PollType::wait_indefinitely()) {
-            panic!(
-                "wgpu: waiting for adapter `{}` failed ({error}); the device was lost or \
-                 hung, so no result of this backend can be trusted",
-                self.info.name
-            );
-        }
+        self.wait_for_device();
         match receiver.recv() {
             Ok(Ok(())) => {}
             Ok(Err(error)) => panic!("wgpu: mapping a read-back buffer failed: {error}"),

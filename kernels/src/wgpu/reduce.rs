@@ -33,13 +33,29 @@ pub(crate) enum Finish {
     Ratio,
 }
 
+/// Per-block column sums: block `b`, column `c` is at
+/// `buffer[offset + b·stride + c]`.
+pub(crate) struct ColumnPartials<'a> {
+    pub buffer: &'a ::wgpu::Buffer,
+    pub offset: usize,
+    pub stride: usize,
+    pub blocks: usize,
+}
+
 /// Number of partial sums for `elements` elements.
 pub(crate) fn partial_count(elements: usize) -> usize {
     elements.div_ceil(ELEMENTS_PER_PARTIAL)
 }
 
 /// `ReduceParams` of reduce.wgsl.
-fn params(n: usize, mode: u32, offset: usize, channels: usize, stride: usize, divisor: f32) -> [u32; 6] {
+fn params(
+    n: usize,
+    mode: u32,
+    offset: usize,
+    channels: usize,
+    stride: usize,
+    divisor: f32,
+) -> [u32; 6] {
     [
         n as u32,
         mode,
@@ -104,18 +120,20 @@ impl GpuBackend {
         )
     }
 
-    /// Adds `blocks` rows of column partials, `partials[offset + b·stride + c]`,
-    /// into `dst[c]` in block order.
-    pub(crate) fn add_column_partials_strided(
+    /// Adds the column partials into `dst[c]` in block order.
+    pub(crate) fn add_column_partials(
         &self,
         op: &'static str,
-        partials: &::wgpu::Buffer,
-        offset: usize,
-        stride: usize,
-        blocks: usize,
+        partials: ColumnPartials<'_>,
         channels: usize,
         dst: &::wgpu::Buffer,
     ) -> Result<()> {
+        let ColumnPartials {
+            buffer,
+            offset,
+            stride,
+            blocks,
+        } = partials;
         self.dispatch(
             op,
             Dispatch {
@@ -123,24 +141,10 @@ impl GpuBackend {
                 entry: "add_column_partials",
                 constants: &[],
                 params: &params(blocks, 0, offset, channels, stride, 0.0),
-                bindings: &[read(1, partials), write(2, dst)],
+                bindings: &[read(1, buffer), write(2, dst)],
                 workgroups: channels.div_ceil(COLUMNS_PER_WORKGROUP) as u64,
             },
         )
-    }
-
-    /// `add_column_partials_strided` for dense `(blocks, channels)` partials
-    /// starting at `offset`.
-    pub(crate) fn add_column_partials(
-        &self,
-        op: &'static str,
-        partials: &::wgpu::Buffer,
-        offset: usize,
-        blocks: usize,
-        channels: usize,
-        dst: &::wgpu::Buffer,
-    ) -> Result<()> {
-        self.add_column_partials_strided(op, partials, offset, channels, blocks, channels, dst)
     }
 
     /// Reduces all of `x` into `out[0]`.

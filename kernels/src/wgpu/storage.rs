@@ -54,7 +54,13 @@ impl Backend for GpuBackend {
         let shape = Shape::new(dims);
         check_length("upload_u32", &shape, data.len())?;
         let bytes = bytemuck::cast_slice(data);
-        self.allocate("upload_u32", shape, DType::U32, Some(bytes), Some(data.to_vec()))
+        self.allocate(
+            "upload_u32",
+            shape,
+            DType::U32,
+            Some(bytes),
+            Some(data.to_vec()),
+        )
     }
 
     fn write(&self, tensor: &mut Tensor, data: &[f32]) -> Result<()> {
@@ -66,7 +72,7 @@ impl Backend for GpuBackend {
 
     fn write_u32(&self, tensor: &mut Tensor, data: &[u32]) -> Result<()> {
         check_length("write_u32", tensor.shape(), data.len())?;
-        let buffer = &self.buffer("write_u32", "tensor", tensor, DType::U32)?.buffer;
+        let buffer = self.u32_device_buffer("write_u32", "tensor", tensor)?;
         self.record_write(buffer, bytemuck::cast_slice(data));
         Self::set_indices(tensor, data);
         Ok(())
@@ -79,7 +85,7 @@ impl Backend for GpuBackend {
     }
 
     fn download_u32(&self, tensor: &Tensor) -> Result<Vec<u32>> {
-        let buffer = &self.buffer("download_u32", "tensor", tensor, DType::U32)?.buffer;
+        let buffer = self.u32_device_buffer("download_u32", "tensor", tensor)?;
         let bytes = self.read_back(buffer, tensor.numel() as u64 * 4);
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }

@@ -13,6 +13,7 @@
 //! Buffers are allocated for the first batch shape and reused while it stays the same.
 
 use flywheel_kernels::prelude::*;
+use std::result::Result;
 use flywheel_stage_api::StageError;
 
 use super::checkpoint::Weights;
@@ -79,7 +80,7 @@ impl Bert {
         pass.batch.write(be, host).map_err(kernel_error)?;
         pass.dropout = dropout;
         pass.dhidden_stale = true;
-        let run = || -> KResult<()> {
+        let mut run = || -> KResult<()> {
             embeddings_forward(be, dims, &self.params.embeddings, &pass.batch, &mut pass.embeddings, eps, pass.dropout.as_ref())?;
             for index in 0..pass.layers.len() {
                 let (before, rest) = pass.layers.split_at_mut(index);
@@ -143,7 +144,7 @@ impl Bert {
             pass.mlm = Some(MlmActivations::new(be, positions.len(), hidden, vocab).map_err(kernel_error)?);
         }
         let mlm = pass.mlm.as_mut().expect("allocated above");
-        let run = || -> KResult<()> {
+        let mut run = || -> KResult<()> {
             be.write_u32(&mut mlm.positions, positions)?;
             be.write_u32(&mut mlm.targets, targets)?;
             mlm_forward(be, &self.params.mlm, &self.params.embeddings.word, &hidden_states, mlm, eps)

@@ -26,6 +26,7 @@ pub mod student;
 pub mod trainer;
 
 use flywheel_kernels::prelude::*;
+use std::result::Result;
 use flywheel_stage_api::StageError;
 
 pub use artifact::ModelDir;

@@ -6,6 +6,7 @@
 //! positions, `Y` token types.
 
 use flywheel_kernels::prelude::*;
+use std::result::Result;
 use flywheel_stage_api::StageError;
 
 use super::checkpoint::{HostTensor, Weights};
@@ -148,21 +149,18 @@ impl BertParams {
     /// Builds the set by asking `make` for each tensor by canonical name and shape.
     pub fn build(config: &BertConfig, mut make: impl FnMut(&str, &[usize]) -> Result<Tensor, StageError>) -> Result<BertParams, StageError> {
         let shapes: std::collections::HashMap<String, Vec<usize>> = parameter_shapes(config).into_iter().collect();
-        let mut with_prefix = |prefix: String| {
-            let shapes = &shapes;
-            let make = &mut make;
-            move |name: &str| {
-                let full = format!("{prefix}{name}");
-                make(&full, &shapes[&full])
-            }
+        let mut make_in = |prefix: &str, name: &str| {
+            let full = format!("{prefix}{name}");
+            make(&full, &shapes[&full])
         };
-        let embeddings = EmbeddingParams::build(&mut with_prefix("embeddings.".into()))?;
+        let embeddings = EmbeddingParams::build(&mut |name| make_in("embeddings.", name))?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for layer in 0..config.num_hidden_layers {
-            layers.push(LayerParams::build(&mut with_prefix(format!("encoder.layer.{layer}.")))?);
+            let prefix = format!("encoder.layer.{layer}.");
+            layers.push(LayerParams::build(&mut |name| make_in(&prefix, name))?);
         }
-        let mlm = MlmHeadParams::build(&mut with_prefix("cls.predictions.".into()))?;
-        let relevance = RelevanceHeadParams::build(&mut with_prefix(String::new()))?;
+        let mlm = MlmHeadParams::build(&mut |name| make_in("cls.predictions.", name))?;
+        let relevance = RelevanceHeadParams::build(&mut |name| make_in("", name))?;
         Ok(BertParams { embeddings, layers, mlm, relevance })
     }
 

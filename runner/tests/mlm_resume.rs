@@ -1,0 +1,67 @@
+//! Kill-and-resume of `pretrain-mlm`: a training node killed by SIGKILL after it wrote a resume
+//! checkpoint, then run again, must end with the same model bytes as an uninterrupted run in
+//! another store (CPU backend, one thread).
+
+mod common;
+
+use common::{Project, sigkill, text, wait_for};
+
+/// A tiny model trained for enough steps that the kill lands mid-training.
+const WORKFLOW: &str = r#"
+nodes:
+  docs:
+    stage: import-corpus
+    inputs:
+      file: {path: docs.tsv}
+  vocab:
+    stage: train-tokenizer
+    inputs: {corpus: docs.corpus}
+    params: {vocab_size: 120, min_frequency: 1}
+  mlm:
+    stage: pretrain-mlm
+    inputs: {corpus: docs.corpus, tokenizer: vocab.tokenizer}
+    params: {layers: 2, hidden: 32, heads: 2, max_len: 24, batch_size: 4, steps: 300, warmup_steps: 5, checkpoint_every: 20, log_every: 20, eval_fraction: 0.1, seed: 5}
+"#;
+
+fn write_project() -> Project {
+    let project = Project::new();
+    let mut docs = String::new();
+    for i in 0..40 {
+        docs.push_str(&format!("d{i}\tthe search engine ranks document {i} by the relevance of its words to the query number {}\n", i % 7));
+    }
+    project.write("docs.tsv", &docs);
+    project.write("wf.yaml", WORKFLOW);
+    project
+}
+
+fn model_bytes(project: &Project) -> Vec<u8> {
+    let summary = project.last_summary();
+    let id = summary.output("mlm", "model");
+    let objects = project.store().join("objects");
+    let file = common::files_below(&objects)
+        .into_iter()
+        .find(|p| p.ends_with("model.safetensors") && p.to_string_lossy().contains(&id.replace("b3:", "")[2..]))
+        .unwrap_or_else(|| panic!("model.safetensors of {id} not found under {}", objects.display()));
+    std::fs::read(file).unwrap()
+}
+
+#[test]
+fn mlm_killed_after_checkpoint_resumes_bit_identical() {
+    let reference = write_project();
+    reference.run_ok("wf.yaml", &["--device", "cpu", "--threads", "1"]);
+    let expected = model_bytes(&reference);
+
+    let project = write_project();
+    let mut child = project.spawn(&["run", "wf.yaml", "--device", "cpu", "--threads", "1"]);
+    let checkpointed = wait_for(120, || common::files_below(&project.store().join("checkpoints")).iter().any(|p| p.ends_with("state.json")));
+    assert!(checkpointed, "pretrain-mlm never wrote a resume checkpoint");
+    sigkill(&mut child);
+
+    let output = project.flywheel(&["run", "wf.yaml", "--device", "cpu", "--threads", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(project.last_summary().outcome("mlm"), "ran", "the killed node must run again");
+    let runs = common::files_below(&project.store().join("runs"));
+    let logs: String = runs.iter().filter(|p| p.ends_with("log.jsonl")).map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    assert!(logs.contains("resuming at step"), "the second run did not resume from the checkpoint");
+    assert!(model_bytes(&project) == expected, "resumed model differs from the uninterrupted run");
+}
