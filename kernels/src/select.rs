@@ -27,11 +27,12 @@ use crate::cpu::CpuBackend;
 #[non_exhaustive]
 pub enum DeviceError {
     /// No adapter matches the request.
-    #[error(
-        "no wgpu adapter matches device `{request}`; available adapters: {available}\n\
-         Run `flywheel devices` to list them, or pass `--device cpu`."
-    )]
-    NoAdapter { request: String, available: String },
+    #[error("no wgpu adapter matches device `{request}`; {available}")]
+    NoAdapter {
+        request: String,
+        /// The adapters found and what to pass instead, or how to install one.
+        available: String,
+    },
 
     /// The adapter was found but creating a device on it failed.
     #[error("failed to open adapter `{adapter}`: {reason}")]
@@ -54,8 +55,9 @@ pub fn select_backend(device: &str) -> Result<Box<dyn Backend>, DeviceError> {
     }
 }
 
-/// A GPU that exists but fails to open is an error rather than a silent
-/// fall back to the much slower CPU.
+/// Opens the best hardware GPU, or the CPU backend when there is none. A GPU
+/// that exists but fails to open is an error rather than a silent fallback
+/// to the much slower CPU.
 #[cfg(feature = "wgpu")]
 fn auto_backend() -> Result<Box<dyn Backend>, DeviceError> {
     match crate::wgpu::GpuBackend::open("gpu") {

@@ -2,6 +2,8 @@
 //! same checks and tolerances as the CPU backend. See `wgpu_support` for
 //! how the adapter is chosen and when the tests skip.
 
+#![cfg(feature = "wgpu")]
+
 mod wgpu_support;
 
 use wgpu_support::backend;

@@ -3,6 +3,8 @@
 //! argument errors, and backend selection. The conformance suite covers
 //! the numerics of each op (`conformance_wgpu.rs`).
 
+#![cfg(feature = "wgpu")]
+
 mod wgpu_support;
 
 use flywheel_kernels::prelude::*;

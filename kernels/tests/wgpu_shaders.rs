@@ -3,7 +3,7 @@
 //! on any machine, with or without a GPU adapter.
 //!
 //! The wgpu backend appends `common.wgsl` to each kernel file before
-//! compiling it; this test compiles the same text and maps every error back
+//! compiling it. This test compiles the same text and maps every error back
 //! to the file and line it comes from.
 
 use std::fs;

@@ -19,10 +19,10 @@
 struct ElementwiseParams {
     // Elements of the output.
     n: u32,
-    // Row length C for bias_add and bias_backward_partials.
+    // Row length C and rows N for bias_add and bias_backward_partials.
     channels: u32,
-    // Rows N and rows per block for bias_backward_partials.
     rows: u32,
+    // Rows per workgroup for bias_backward_partials.
     rows_per_block: u32,
     // Fill value for fill.
     value: f32,
@@ -61,16 +61,25 @@ fn normal_cdf_and_gauss(x: f32) -> vec2<f32> {
     return vec2<f32>(select(q, 1.0 - q, x >= 0.0), gauss);
 }
 
-// out = x + bias, bias broadcast over rows of `channels`.
+// out = x + bias, bias broadcast over rows of `channels`. One workgroup per
+// (block of ELEMENTS_PER_THREAD rows, block of 256 columns), so each
+// invocation loads its bias element once and no invocation divides by C.
 // a: x (N, C), b: bias (C), out: (N, C)
 @compute @workgroup_size(256)
 fn bias_add(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) local: u32) {
-    for (var j = 0u; j < ELEMENTS_PER_THREAD; j++) {
-        let i = element(group, groups, local, j);
-        if i < params.n {
-            out[i] = a[i] + b[i % params.channels];
-        }
+    let column_blocks = (params.channels + WORKGROUP - 1u) / WORKGROUP;
+    let flat = flat_group(group, groups);
+    let first_row = (flat / column_blocks) * ELEMENTS_PER_THREAD;
+    let column = (flat % column_blocks) * WORKGROUP + local;
+    if column >= params.channels {
+        return;
+    }
+    let bias = b[column];
+    let last_row = min(first_row + ELEMENTS_PER_THREAD, params.rows);
+    for (var row = first_row; row < last_row; row++) {
+        let i = row * params.channels + column;
+        out[i] = a[i] + bias;
     }
 }
 

@@ -6,6 +6,11 @@ mod common;
 
 use common::{Project, sigkill, text, wait_for};
 
+/// Words of the documents below, so the imported vocabulary covers them. The tokenizer is
+/// imported rather than trained because `train-tokenizer` output is not yet byte-identical
+/// between runs, and this test is about the training node alone.
+const VOCAB: &str = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\nsearch\nengine\nranks\ndocument\nby\nrelevance\nof\nits\nwords\nto\nquery\nnumber\n0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n##0\n##1\n##2\n##3\n##4\n##5\n##6\n##7\n##8\n##9\n";
+
 /// A tiny model trained for enough steps that the kill lands mid-training.
 const WORKFLOW: &str = r#"
 nodes:
@@ -14,9 +19,9 @@ nodes:
     inputs:
       file: {path: docs.tsv}
   vocab:
-    stage: train-tokenizer
-    inputs: {corpus: docs.corpus}
-    params: {vocab_size: 120, min_frequency: 1}
+    stage: import-tokenizer
+    inputs:
+      file: {path: vocab.txt}
   mlm:
     stage: pretrain-mlm
     inputs: {corpus: docs.corpus, tokenizer: vocab.tokenizer}
@@ -31,6 +36,7 @@ fn write_project() -> Project {
     }
     project.write("docs.tsv", &docs);
     project.write("wf.yaml", WORKFLOW);
+    project.write("vocab.txt", VOCAB);
     project
 }
 

@@ -2,8 +2,8 @@
 //! decoder, relevance head, hidden dropout) against central finite differences.
 //!
 //! The backend computes in f32, so the check uses a tiny model with a large initialisation
-//! range (gradients of order 1e-2 and above) and a step of 1e-2: round-off in the loss
-//! difference is then about 1e-5 relative, and the O(h²) truncation error below 1e-3. Each
+//! range (gradients of order 1e-2 and above) and a step of 1e-2. Round-off in the loss
+//! difference is then about 1e-5 relative, and the O(h²) truncation error is below 1e-3. Each
 //! tensor is checked on its entries with the largest analytic gradient, and passes when the
 //! relative L2 error over those entries is below 2e-2, or the absolute L2 error below 1e-4
 //! (the key bias has an exact gradient of 0, because softmax ignores a constant added to all

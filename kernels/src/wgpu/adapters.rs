@@ -89,11 +89,12 @@ pub(crate) fn find_adapter(request: &str) -> Result<::wgpu::Adapter, DeviceError
 
 fn describe_all(adapters: &[::wgpu::Adapter]) -> String {
     if adapters.is_empty() {
-        return "none (install a Vulkan driver; for a software adapter on Debian or Ubuntu: \
-                apt-get install mesa-vulkan-drivers libvulkan1)"
+        return "wgpu found no adapter. Install a Vulkan driver (for the software adapter on \
+                Debian or Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1), or pass \
+                `cpu`"
             .to_string();
     }
-    adapters
+    let names: Vec<String> = adapters
         .iter()
         .map(|adapter| {
             let summary = summarize(adapter);
@@ -102,8 +103,11 @@ fn describe_all(adapters: &[::wgpu::Adapter]) -> String {
                 summary.name, summary.backend, summary.device_type
             )
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    format!(
+        "the adapters are {}. Pass a substring of one of these names, or `cpu`",
+        names.join(", ")
+    )
 }
 
 /// Opens a device with the adapter's own limits. wgpu's defaults cap a

@@ -202,8 +202,9 @@ pub(crate) fn write_mapped(buffer: &::wgpu::Buffer, contents: &[u8]) {
 
 /// Returns `Aliased` for the first output that shares storage with another
 /// argument of the same call. Inputs may share storage with each other,
-/// because read-only bindings of one buffer are valid; an output bound
-/// read-write next to a read-only binding of the same buffer is not.
+/// because several read-only bindings of one buffer are valid. An output
+/// bound read-write next to another binding of its buffer is a wgpu
+/// validation error.
 pub(crate) fn check_outputs(
     op: &'static str,
     outputs: &[(&'static str, &Tensor)],

@@ -14,10 +14,14 @@ use crate::tensor::Tensor;
 /// `ELEMENTS_PER_THREAD` in elementwise.wgsl).
 const ELEMENTS_PER_WORKGROUP: u64 = 1024;
 
+/// Rows per workgroup of `bias_add` (`ELEMENTS_PER_THREAD` in elementwise.wgsl).
+const BIAS_ROWS_PER_WORKGROUP: usize = 4;
+
 /// Rows summed per workgroup in the first pass of a column sum.
 pub(crate) const ROWS_PER_BLOCK: usize = 64;
 
-/// Columns per workgroup of `bias_backward_partials` (its workgroup size).
+/// Columns per workgroup of `bias_add` and `bias_backward_partials` (their
+/// workgroup size).
 const COLUMNS_PER_WORKGROUP: usize = 256;
 
 /// `ElementwiseParams` of elementwise.wgsl.
@@ -160,14 +164,26 @@ impl ElementwiseOps for GpuBackend {
         let params = Params {
             n: rows * channels,
             channels,
+            rows,
             ..Params::default()
         };
-        self.map_elements(
+        let bindings = [
+            read(1, self.f32_buffer(OP, "x", x)?),
+            read(2, self.f32_buffer(OP, "bias", bias)?),
+            write(3, self.f32_buffer(OP, "out", out)?),
+        ];
+        let workgroups =
+            rows.div_ceil(BIAS_ROWS_PER_WORKGROUP) * channels.div_ceil(COLUMNS_PER_WORKGROUP);
+        self.dispatch(
             OP,
-            "bias_add",
-            params,
-            &[("x", x), ("bias", bias)],
-            ("out", out),
+            Dispatch {
+                shader: Shader::Elementwise,
+                entry: "bias_add",
+                constants: &[],
+                params: &params.words(),
+                bindings: &bindings,
+                workgroups: workgroups as u64,
+            },
         )
     }
 

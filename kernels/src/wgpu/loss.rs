@@ -176,7 +176,7 @@ impl LossOps for GpuBackend {
         let loss_buffer = self.f32_buffer(OP, "loss", loss)?;
         let lse_buffer = self.f32_buffer(OP, "logsumexp", logsumexp)?;
         check_targets(OP, &target_values, ignore_index, vocab)?;
-        let kept = target_values
+        let kept_rows = target_values
             .iter()
             .filter(|&&target| target != ignore_index)
             .count();
@@ -190,7 +190,7 @@ impl LossOps for GpuBackend {
         self.loss_kernel(
             OP,
             "cross_entropy_rows",
-            params(rows, vocab, ignore_index, kept, 0),
+            params(rows, vocab, ignore_index, kept_rows, 0),
             &[
                 read(1, logits_buffer),
                 read(2, targets_buffer),
@@ -199,7 +199,7 @@ impl LossOps for GpuBackend {
             ],
             rows,
         )?;
-        self.finish_sum(OP, &terms, rows, Finish::Mean(kept), loss_buffer)
+        self.finish_sum(OP, &terms, rows, Finish::Mean(kept_rows), loss_buffer)
     }
 
     fn cross_entropy_backward(
@@ -227,7 +227,7 @@ impl LossOps for GpuBackend {
         )?;
         let (targets_buffer, target_values) = self.u32_buffer(OP, "targets", targets)?;
         check_targets(OP, &target_values, ignore_index, vocab)?;
-        let kept = target_values
+        let kept_rows = target_values
             .iter()
             .filter(|&&target| target != ignore_index)
             .count();
@@ -244,7 +244,7 @@ impl LossOps for GpuBackend {
         self.loss_kernel(
             OP,
             "cross_entropy_backward",
-            params(rows, vocab, ignore_index, kept, 0),
+            params(rows, vocab, ignore_index, kept_rows, 0),
             &bindings,
             rows,
         )

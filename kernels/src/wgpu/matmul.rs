@@ -12,8 +12,8 @@ use crate::tensor::Tensor;
 /// Output tile of one workgroup (`TILE_M`, `TILE_N` in matmul.wgsl).
 const TILE: usize = 64;
 
-/// Where the elements of one matrix operand lie in its buffer, in elements:
-/// entry (b, h), element (i, j) is at
+/// Layout of one matrix operand in its buffer, in elements: element (i, j)
+/// of entry (b, h) is at
 /// `offset + b·batch_stride + h·head_stride + i·row_stride + j·col_stride`.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct View {
@@ -25,9 +25,9 @@ pub(crate) struct View {
 }
 
 impl View {
-    /// A dense row-major `(rows, cols)` matrix, or its transpose when
-    /// `transposed` (then the buffer stores `(cols, rows)`), with entries
-    /// `batch_stride` apart (0 for an operand shared by every entry).
+    /// Returns the view of a dense row-major `(rows, cols)` matrix, or of its
+    /// transpose when `transposed` (then the buffer stores `(cols, rows)`),
+    /// with entries `batch_stride` apart (0 for an operand shared by every entry).
     pub fn dense(rows: usize, cols: usize, transposed: bool, batch_stride: usize) -> View {
         let (row_stride, col_stride) = if transposed { (1, rows) } else { (cols, 1) };
         View {
@@ -39,8 +39,9 @@ impl View {
         }
     }
 
-    /// Whether every element's offset is a multiple of 4 apart from its
-    /// position along the contiguous axis, whose extent `extent` is a multiple of 4.
+    /// Returns whether vec4 loads along the contiguous axis are aligned: the
+    /// offset, the batch and head strides, the other axis's stride and the
+    /// contiguous axis's `extent` are all multiples of 4.
     fn vec4_aligned(&self, other_stride: usize, extent: usize) -> bool {
         [
             self.offset,
@@ -74,6 +75,8 @@ pub(crate) struct StridedMatmul<'a> {
 }
 
 impl GpuBackend {
+    /// Records one matmul.wgsl launch, choosing the pipeline variant that
+    /// loads each operand along its contiguous axis, as vec4 where aligned.
     pub(crate) fn strided_matmul(&self, op: &'static str, spec: &StridedMatmul<'_>) -> Result<()> {
         let StridedMatmul {
             a_view,
@@ -100,6 +103,7 @@ impl GpuBackend {
         } else {
             b_view.row_stride == 1 && b_view.vec4_aligned(b_view.col_stride, k)
         };
+
         let constants = [
             ("A_ALONG_K", f64::from(u8::from(a_along_k))),
             ("A_VEC4", f64::from(u8::from(a_vec4))),
@@ -131,6 +135,7 @@ impl GpuBackend {
         let mut words = params.to_vec();
         words.push(spec.alpha.to_bits());
         words.push(u32::from(spec.accumulate));
+
         let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
         self.dispatch(
             op,

@@ -62,7 +62,7 @@ use crate::select::DeviceError;
 /// Value of `Backend::name` for the wgpu backend.
 pub const GPU_BACKEND_NAME: &str = "wgpu";
 
-/// Source of `GpuBackend::id`, which tells buffers of two backends apart.
+/// Source of `GpuBackend::id`, which distinguishes the buffers of two backends.
 static NEXT_BACKEND_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Backend that runs every op as WGSL compute shaders on one wgpu device.
@@ -130,7 +130,7 @@ impl GpuBackend {
         self.dispatches.load(Ordering::Relaxed)
     }
 
-    /// The adapter's name, API and device type.
+    /// Returns the adapter's name, API, device type and driver.
     pub fn adapter(&self) -> AdapterSummary {
         AdapterSummary {
             name: self.info.name.clone(),
@@ -142,7 +142,7 @@ impl GpuBackend {
         }
     }
 
-    /// Whether the adapter emulates a GPU on the CPU (lavapipe, llvmpipe, WARP).
+    /// Returns whether the adapter emulates a GPU on the CPU (lavapipe, llvmpipe, WARP).
     pub fn is_software(&self) -> bool {
         self.info.device_type == ::wgpu::DeviceType::Cpu
     }

@@ -102,6 +102,7 @@ impl NormOps for GpuBackend {
             &[("dx", dx), ("dgamma", dgamma), ("dbeta", dbeta)],
             &[dout, x, gamma, mean, rstd],
         )?;
+
         let dgamma_buffer = self.f32_buffer(OP, "dgamma", dgamma)?;
         let dbeta_buffer = self.f32_buffer(OP, "dbeta", dbeta)?;
         let blocks = rows.div_ceil(ROWS_PER_BLOCK);
@@ -118,8 +119,10 @@ impl NormOps for GpuBackend {
         if channels == 0 || rows == 0 {
             return Ok(());
         }
+
         let params = [rows as u32, channels as u32, ROWS_PER_BLOCK as u32, 0];
         self.norm_kernel(OP, "layer_norm_backward", params, &bindings, blocks)?;
+
         // Block b holds (dgamma, dbeta) partials at b·2C and b·2C + C.
         for (offset, dst) in [(0, dgamma_buffer), (channels, dbeta_buffer)] {
             let partials = ColumnPartials {

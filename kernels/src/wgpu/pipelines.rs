@@ -41,7 +41,7 @@ impl Shader {
         }
     }
 
-    /// The file's text followed by the shared helpers.
+    /// Returns the file's text followed by the shared helpers.
     fn source(self) -> String {
         let (_, text) = self.file();
         let mut source = String::with_capacity(text.len() + COMMON.len() + 1);
@@ -54,7 +54,7 @@ impl Shader {
     }
 }
 
-/// How a kernel accesses one storage binding.
+/// Access mode of one storage binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Access {
     Read,

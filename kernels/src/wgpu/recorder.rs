@@ -19,7 +19,8 @@ use super::pipelines::{Access, Shader};
 use crate::error::{KernelError, Result};
 
 /// Bytes of the parameter arena. With 256-byte slots (the usual uniform
-/// offset alignment) it holds 4096 dispatches, more than a BERT-base step.
+/// offset alignment) it has room for 4096 dispatches, more than a BERT-base
+/// step records.
 pub(crate) const ARENA_BYTES: u64 = 1 << 20;
 
 /// Largest parameter block of any kernel, in bytes.
@@ -280,7 +281,7 @@ impl GpuBackend {
         let slice = staging.slice(..);
         let (sender, receiver) = mpsc::channel();
         slice.map_async(::wgpu::MapMode::Read, move |result| {
-            // The receiver waits below, so a failed send cannot happen.
+            // The receiver outlives the wait below, so the send cannot fail.
             let _ = sender.send(result);
         });
         self.wait_for_device();

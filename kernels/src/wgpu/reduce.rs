@@ -15,14 +15,14 @@ pub(crate) const ELEMENTS_PER_PARTIAL: usize = 4096;
 /// Columns per workgroup of `add_column_partials` (its workgroup size).
 const COLUMNS_PER_WORKGROUP: usize = 256;
 
-/// What `partial_sum` adds per element (`TERM_*` in reduce.wgsl).
+/// Per-element term of `partial_sum` (`TERM_*` in reduce.wgsl).
 #[derive(Clone, Copy)]
 pub(crate) enum Term {
     Value = 0,
     Square = 1,
 }
 
-/// What `finish` writes (`FINISH_*` in reduce.wgsl).
+/// Result that `finish` writes (`FINISH_*` in reduce.wgsl).
 #[derive(Clone, Copy)]
 pub(crate) enum Finish {
     Sum,

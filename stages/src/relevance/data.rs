@@ -5,8 +5,8 @@
 //!
 //! Batch order. Each epoch shuffles the queries, and the pairs inside each query, then lays all
 //! pairs of one query side by side. Training reads this endless stream `batch_size` pairs at a
-//! time, so a batch depends only on the seed and the step (a resumed run needs no random state),
-//! and the pairs of one query mostly share a batch, where the pairwise losses compare them.
+//! time. So a batch depends only on the seed and the step, and a resumed run needs no random
+//! state. The pairs of one query mostly share a batch, where the pairwise losses compare them.
 
 use std::collections::HashMap;
 use std::path::Path;

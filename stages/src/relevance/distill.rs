@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use flywheel_kernels::prelude::*;
 use flywheel_stage_api::*;
 use serde_json::{Map, json};
 
@@ -131,7 +130,7 @@ mod tests {
 
     #[test]
     fn distillation_targets_are_teacher_scores() {
-        // Grades and pseudo labels say d1 > d2; the teacher says the opposite.
+        // Grades and pseudo labels rank d1 above d2, and the teacher ranks d2 above d1.
         let teacher: HashMap<(String, String), f32> = [(("q".to_string(), "d1".to_string()), -1.5), (("q".to_string(), "d2".to_string()), 2.25)].into_iter().collect();
         let mut pairs = Vec::new();
         for (docid, grade) in [("d1", 3.0), ("d2", 0.0)] {
@@ -151,7 +150,8 @@ mod tests {
     fn missing_teacher_score_fails_or_skips() {
         let line = Line { number: 4, record: Pair::new("q", "query", "d9") };
         let error = teacher_label(&HashMap::new(), &line, false).unwrap_err().to_string();
-        assert!(error.contains("pairs.jsonl:4") && error.contains("d9"), "{error}");
+        assert!(error.contains("pairs.jsonl:4"), "{error}");
+        assert!(error.contains("d9"), "{error}");
         assert_eq!(teacher_label(&HashMap::new(), &line, true).unwrap(), None);
     }
 }

@@ -5,19 +5,19 @@
 //! Relevance is never treated as multi-class classification: softmax cross-entropy over grades
 //! would ignore their order, which both losses here keep.
 //!
-//! The best weights so far are kept in memory and, at each resume checkpoint, written to
-//! `best-step-NNNNNNNNN.safetensors` in the node's checkpoint directory; the stage state of the
-//! checkpoint names that file, so a resumed run continues the selection where it stopped.
+//! The best weights so far stay in memory. At each resume checkpoint they are also written to
+//! `best-step-NNNNNNNNN.safetensors` in the node's checkpoint directory, and the checkpoint's
+//! stage state names that file, so a resumed run continues the selection where it stopped.
 
 use std::fs;
 use std::path::Path;
 
-use flywheel_kernels::prelude::*;
+use flywheel_kernels::prelude::Backend;
 use flywheel_stage_api::*;
 use serde_json::{Map, Value, json};
 
 use super::data::{BatchOrder, Example, host_batch, load_examples, read_corpus, sequence_length};
-use super::inference::{score_examples, validation_measures};
+use super::inference::{BatchShape, score_examples, validation_measures};
 use super::objective::{Regression, RelevanceLoss};
 use super::session::{Session, open_backend, round, training_params, weight_param};
 use crate::model::Weights;
@@ -127,7 +127,7 @@ impl Run<'_, '_> {
             self.session.apply(be, &[("loss", total), ("regression", terms.regression), ("pairwise", terms.pairwise)])?;
 
             let done = self.session.trainer.step;
-            if eval_every > 0 && done % eval_every == 0 && done < self.session.steps {
+            if eval_every > 0 && done.is_multiple_of(eval_every) && done < self.session.steps {
                 self.validate(ctx, be, done)?;
             }
             if self.session.checkpoint_due() {
@@ -147,7 +147,8 @@ impl Run<'_, '_> {
     /// selection measure improved.
     fn validate(&mut self, ctx: &StageContext<'_>, be: &dyn Backend, step: u64) -> Result<(), StageError> {
         let (batch_size, pad) = (self.session.batch_size, self.session.encoder.pad);
-        let scores = score_examples(ctx, be, &mut self.session.trainer.model, &self.validation, batch_size, self.seq, pad, |_| {})?;
+        let shape = BatchShape { size: batch_size, seq: self.seq, pad };
+        let scores = score_examples(ctx, be, &mut self.session.trainer.model, &self.validation, shape, |_| {})?;
         let measures = validation_measures(&self.validation, &scores);
         if let Some(value) = measures.ndcg10 {
             self.session.record("validation_ndcg@10", step, value);

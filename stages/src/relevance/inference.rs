@@ -3,25 +3,33 @@
 
 use std::collections::BTreeMap;
 
-use flywheel_kernels::prelude::*;
+use flywheel_kernels::prelude::Backend;
 use flywheel_stage_api::{StageContext, StageError};
 
 use super::data::{Example, host_batch};
 use crate::model::{Bert, kernel_error};
 use crate::ranking::{self, Judged};
 
-/// Returns the relevance logit of every example, scored `batch_size` at a time with dropout off
-/// and every batch padded to `seq` tokens. The last batch is filled up with copies of its last
-/// example, whose scores are dropped, so every batch has the same shape and the model's buffers
-/// are allocated once.
-pub fn score_examples(ctx: &StageContext<'_>, be: &dyn Backend, bert: &mut Bert, examples: &[Example], batch_size: usize, seq: usize, pad: u32, mut on_batch: impl FnMut(usize)) -> Result<Vec<f32>, StageError> {
+/// The shape of scoring batches: `size` pairs, each padded with token `pad` to `seq` tokens.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchShape {
+    pub size: usize,
+    pub seq: usize,
+    pub pad: u32,
+}
+
+/// Returns the relevance logit of every example, scored with dropout off in batches of `shape`.
+/// The last batch is filled up with copies of its last example, whose scores are dropped, so
+/// every batch has the same shape and the model's buffers are allocated once. `on_batch`
+/// receives the count of examples scored so far.
+pub fn score_examples(ctx: &StageContext<'_>, be: &dyn Backend, bert: &mut Bert, examples: &[Example], shape: BatchShape, mut on_batch: impl FnMut(usize)) -> Result<Vec<f32>, StageError> {
     let mut scores = Vec::with_capacity(examples.len());
     let indices: Vec<usize> = (0..examples.len()).collect();
-    for chunk in indices.chunks(batch_size) {
+    for chunk in indices.chunks(shape.size) {
         ctx.check_cancelled()?;
         let mut rows = chunk.to_vec();
-        rows.resize(batch_size, *chunk.last().expect("chunks are not empty"));
-        bert.encode(be, &host_batch(examples, &rows, seq, pad), None)?;
+        rows.resize(shape.size, *chunk.last().expect("chunks are not empty"));
+        bert.encode(be, &host_batch(examples, &rows, shape.seq, shape.pad), None)?;
         let logits = bert.relevance_forward(be)?;
         let values = be.download(&logits).map_err(kernel_error)?;
         scores.extend_from_slice(&values[..chunk.len()]);

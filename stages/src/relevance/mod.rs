@@ -18,6 +18,8 @@ mod objective;
 mod post_pretrain;
 mod score;
 mod session;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@
 //! - [`RelevanceLoss`]: the weighted sum `w_reg·regression + w_pair·pairwise` and its gradient
 //!   with respect to the logits `(B, 1)`, ready for `Bert::relevance_backward`.
 
-use flywheel_kernels::prelude::*;
+use flywheel_kernels::prelude::{Backend, Tensor};
 use flywheel_stage_api::StageError;
 
 use crate::model::kernel_error;
@@ -113,8 +113,8 @@ pub struct RelevanceLoss {
     dpairwise: Tensor,        // (B)
     regression_loss: Tensor,  // (1)
     pairwise_loss: Tensor,    // (1)
-    regression_dloss: Tensor, // (1), holds regression_weight
-    pairwise_dloss: Tensor,   // (1), holds pairwise_weight
+    regression_dloss: Tensor, // (1), contains regression_weight
+    pairwise_dloss: Tensor,   // (1), contains pairwise_weight
 }
 
 /// The unweighted loss terms of one batch, read back to the host.
@@ -150,7 +150,7 @@ impl RelevanceLoss {
     pub fn forward_backward(&mut self, be: &dyn Backend, logits: &Tensor, qids: &[&str], labels: &[f32]) -> Result<(LossTerms, Tensor), StageError> {
         let mut terms = LossTerms::default();
         let batch = labels.len();
-        let run = |terms: &mut LossTerms| -> flywheel_kernels::Result<()> {
+        let mut run = |terms: &mut LossTerms| -> flywheel_kernels::Result<()> {
             be.fill(&mut self.dlogits, 0.0)?;
             if self.regression_weight > 0.0 {
                 be.write(&mut self.targets, &self.regression.targets(labels))?;
@@ -199,6 +199,7 @@ impl RelevanceLoss {
 #[cfg(test)]
 mod tests {
     use flywheel_kernels::CpuBackend;
+    use flywheel_kernels::prelude::LossOps;
 
     use super::*;
 

@@ -8,11 +8,10 @@
 //! ```
 //!
 //! MLM stays in the mix so the model keeps its language knowledge while it learns relevance.
-//! Each step runs two forward passes over the batch: the clean pairs for the relevance head,
-//! then a masked copy (BERT's 15 % masking with the 80/10/10 split) for the MLM head; the
-//! parameter gradients of both add up before the optimizer step.
+//! Each step runs two forward passes over the batch. The first reads the clean pairs for the
+//! relevance head, and the second a masked copy (BERT's 15 % masking with the 80/10/10 split)
+//! for the MLM head. The parameter gradients of both add up before the optimizer step.
 
-use flywheel_kernels::prelude::*;
 use flywheel_stage_api::*;
 use serde_json::{Map, json};
 
@@ -64,7 +63,7 @@ impl Stage for PostPretrain {
         let corpus = read_corpus(ctx.input("corpus")?)?;
         let examples = load_examples(ctx.input("pairs")?, &corpus, &session.encoder, pseudo_label)?.examples;
         if examples.is_empty() {
-            return Err(StageError::failed("pairs: the artifact holds no pairs; connect mined pairs labelled by `pseudo-label`"));
+            return Err(StageError::failed("pairs: the artifact is empty; connect mined pairs labelled by `pseudo-label`"));
         }
         let max_label = match ctx.param_f64("max_label")? as f32 {
             0.0 => examples.iter().map(|e| e.label).fold(0.0, f32::max),
@@ -161,7 +160,7 @@ struct Masked {
     targets: Vec<u32>,
 }
 
-/// Masks `examples[rows]`; each sequence draws from its own stream seeded by (seed, step, row),
+/// Masks `examples[rows]`. Each sequence draws from its own stream seeded by (seed, step, row),
 /// so the masks of a step do not depend on earlier steps.
 fn masked_batch(examples: &[Example], rows: &[usize], seq: usize, pad: u32, seed: u64, step: u64, masking: &MaskingConfig) -> Masked {
     let mut input = host_batch(examples, rows, seq, pad);
@@ -206,6 +205,7 @@ mod tests {
     fn missing_pseudo_label_is_an_error() {
         let line = Line { number: 3, record: Pair::new("q7", "query", "d1") };
         let error = pseudo_label(&line).unwrap_err().to_string();
-        assert!(error.contains("pairs.jsonl:3") && error.contains("pseudo_label"), "{error}");
+        assert!(error.contains("pairs.jsonl:3"), "{error}");
+        assert!(error.contains("pseudo_label"), "{error}");
     }
 }

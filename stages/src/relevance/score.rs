@@ -6,7 +6,7 @@ use flywheel_stage_api::*;
 use serde_json::json;
 
 use super::data::{load_examples, read_corpus, sequence_length};
-use super::inference::score_examples;
+use super::inference::{BatchShape, score_examples};
 use super::session::{load_model, open_backend, round};
 use crate::artifact::{self, Score};
 
@@ -37,14 +37,15 @@ impl Stage for ScorePairs {
         let corpus = read_corpus(ctx.input("corpus")?)?;
         let examples = load_examples(ctx.input("pairs")?, &corpus, &model.encoder, |_| Ok(Some(0.0)))?.examples;
         if examples.is_empty() {
-            return Err(StageError::failed("pairs.jsonl: the artifact holds no pairs; connect a pairs artifact with at least one pair"));
+            return Err(StageError::failed("pairs.jsonl: the artifact is empty; connect a pairs artifact with at least one pair"));
         }
         let seq = sequence_length(&examples);
         let total = examples.len() as u64;
         ctx.info(&format!("scoring {total} pairs in batches of {batch_size}, {seq} tokens each, on {}", be.name()));
 
         let started = Instant::now();
-        let scores = score_examples(ctx, be, &mut model.bert, &examples, batch_size, seq, model.encoder.pad, |done| {
+        let shape = BatchShape { size: batch_size, seq, pad: model.encoder.pad };
+        let scores = score_examples(ctx, be, &mut model.bert, &examples, shape, |done| {
             let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
             ctx.progress(done as u64, total, &format!("scored {done}/{total} pairs, {rate:.0} pairs/s"));
         })?;

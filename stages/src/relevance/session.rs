@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use flywheel_kernels::prelude::*;
+use flywheel_kernels::prelude::{AdamWConfig, Backend};
 use flywheel_kernels::{CpuBackend, select_backend};
 use flywheel_stage_api::*;
 use serde_json::{Map, Value, json};
@@ -29,7 +29,7 @@ use crate::model::{Bert, Dropout, ModelDir, Trainer, TrainerConfig, Weights};
 use crate::random::{mix, seed_param};
 use crate::tokenizer::{self, PairEncoder};
 
-/// Opens the backend that the request's device names; the CPU backend gets the request's
+/// Opens the backend that the request's device names. The CPU backend gets the request's
 /// thread count, so a fixed seed and thread count give bit-identical results.
 pub fn open_backend(ctx: &StageContext<'_>) -> Result<Box<dyn Backend>, StageError> {
     let cpu = || -> Result<Box<dyn Backend>, StageError> {
@@ -107,8 +107,6 @@ pub struct Session<'a> {
     warmup: u64,
     log_every: u64,
     checkpoint_every: u64,
-    /// Every loss gradient is divided by this; see [`Session::start`].
-    pub loss_scale: f32,
     /// Curves by name, each a list of `[step, value]`.
     pub curves: Map<String, Value>,
     started: Instant,
@@ -119,9 +117,9 @@ impl<'a> Session<'a> {
     /// Loads the model of input `port` and sets up AdamW from the params.
     ///
     /// `loss_scale` lets a stage train on `loss / loss_scale`. The trainer's clipping norm and
-    /// AdamW epsilon are divided by the same factor, which makes every update equal to training
-    /// on `loss` itself: AdamW's step `m / (sqrt(v) + eps)` and the clipping test `norm > max`
-    /// are unchanged when the gradient, `eps` and `max` scale together.
+    /// AdamW epsilon are divided by the same factor, so every update equals one of training on
+    /// `loss` itself. The reason is that AdamW's step `m / (sqrt(v) + eps)` and the clipping
+    /// test `norm > max` do not change when the gradient, `eps` and `max` scale together.
     pub fn start(ctx: &'a StageContext<'a>, be: &dyn Backend, port: &str, loss_scale: f32) -> Result<Session<'a>, StageError> {
         let seed = seed_param(ctx)?;
         let model = load_model(ctx, be, ctx.input(port)?, seed)?;
@@ -151,7 +149,6 @@ impl<'a> Session<'a> {
             warmup: ctx.param_usize("warmup_steps")? as u64,
             log_every: ctx.param_usize("log_every")?.max(1) as u64,
             checkpoint_every: ctx.param_usize("checkpoint_every")? as u64,
-            loss_scale,
             curves: Map::new(),
             started: Instant::now(),
             first_step: 0,
@@ -185,17 +182,17 @@ impl<'a> Session<'a> {
     pub fn apply(&mut self, be: &dyn Backend, terms: &[(&str, f64)]) -> Result<(), StageError> {
         let step = self.trainer.step;
         if let Some((name, value)) = terms.iter().find(|(_, value)| !value.is_finite()) {
-            let kept = list_checkpoints(self.ctx.checkpoint_dir())?
+            let checkpoint_note = list_checkpoints(self.ctx.checkpoint_dir())?
                 .last()
                 .map(|(s, _)| format!("the last good checkpoint (step {s}) is kept in {}", self.ctx.checkpoint_dir().display()))
                 .unwrap_or_else(|| "no checkpoint was written yet".into());
             return Err(StageError::failed(format!(
-                "{name} loss is {value} at step {step}; training stopped before updating the weights, and {kept}. Lower `lr` or `max_grad_norm`, or raise `warmup_steps`"
+                "{name} loss is {value} at step {step}; training stopped before updating the weights, and {checkpoint_note}. Lower `lr` or `max_grad_norm`, or raise `warmup_steps`"
             )));
         }
         self.trainer.apply(be, learning_rate(self.peak_lr, step, self.warmup, self.steps))?;
         let done = self.trainer.step;
-        if done % self.log_every == 0 || done == self.steps {
+        if done.is_multiple_of(self.log_every) || done == self.steps {
             for &(name, value) in terms {
                 self.record(name, done, value);
                 self.ctx.metric(name, done, value);
@@ -209,10 +206,10 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Whether the current step is a multiple of `checkpoint_every` before the last step.
+    /// Returns whether the current step is a multiple of `checkpoint_every` before the last step.
     pub fn checkpoint_due(&self) -> bool {
         let step = self.trainer.step;
-        self.checkpoint_every > 0 && step % self.checkpoint_every == 0 && step < self.steps
+        self.checkpoint_every > 0 && step.is_multiple_of(self.checkpoint_every) && step < self.steps
     }
 
     /// Writes a resume checkpoint when [`Session::checkpoint_due`]; `stage` is the stage's own

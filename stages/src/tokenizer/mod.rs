@@ -6,17 +6,18 @@
 //! `transformers`) and `vocab.txt` (one token per line, line number = id).
 
 mod stages;
+pub mod trainer;
 
 use std::fs;
 use std::path::Path;
 
 use flywheel_stage_api::StageError;
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
-use tokenizers::{AddedToken, Tokenizer, TokenizerImpl};
+use tokenizers::Tokenizer;
 
 pub use stages::{ImportTokenizer, TrainTokenizer};
 
@@ -40,30 +41,33 @@ fn tokenizer_error(context: &str, error: impl std::fmt::Display) -> StageError {
     StageError::failed(format!("{context}: {error}"))
 }
 
-/// Trains a WordPiece vocabulary of at most `vocab_size` tokens on `texts`.
+/// Trains a WordPiece vocabulary of at most `vocab_size` tokens on `texts`; the same texts
+/// always give the same vocabulary (see [`trainer`]).
 pub fn train_wordpiece<I>(texts: I, vocab_size: usize, min_frequency: u64, norm: Normalization) -> Result<Tokenizer, StageError>
 where
     I: Iterator<Item = String> + Send,
 {
-    let mut trainer: WordPieceTrainer = WordPieceTrainer::builder()
-        .vocab_size(vocab_size)
-        .min_frequency(min_frequency)
-        .show_progress(false)
-        .special_tokens(SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect())
-        .continuing_subword_prefix("##".to_string())
-        .build();
-    let model = WordPiece::builder().unk_token("[UNK]".into()).build().map_err(|e| tokenizer_error("cannot build WordPiece", e))?;
-    let mut tokenizer: TokenizerImpl<WordPiece, BertNormalizer, BertPreTokenizer, BertProcessing, WordPieceDecoder> = TokenizerImpl::new(model);
+    let tokens = trainer::train(texts, &bert_normalizer(norm), vocab_size, min_frequency);
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        tokens.into_iter().enumerate().map(|(id, token)| (token, serde_json::Value::from(id))).collect();
+    // The model's own map type is not public, so the model is built from its JSON form.
+    let json = serde_json::json!({
+        "type": "WordPiece",
+        "unk_token": "[UNK]",
+        "continuing_subword_prefix": "##",
+        "max_input_chars_per_word": 100,
+        "vocab": vocab,
+    })
+    .to_string();
+    let model: WordPiece = serde_json::from_str(&json).map_err(|e| tokenizer_error("cannot build WordPiece", e))?;
+    let mut tokenizer = Tokenizer::new(model);
     tokenizer.with_normalizer(Some(bert_normalizer(norm))).map_err(|e| tokenizer_error("cannot set normalizer", e))?;
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
     tokenizer.with_decoder(Some(WordPieceDecoder::default()));
-    tokenizer.train(&mut trainer, texts).map_err(|e| tokenizer_error("training the vocabulary failed", e))?;
-
-    let cls = tokenizer.token_to_id("[CLS]").ok_or_else(|| StageError::failed("trained vocabulary lacks [CLS]"))?;
-    let sep = tokenizer.token_to_id("[SEP]").ok_or_else(|| StageError::failed("trained vocabulary lacks [SEP]"))?;
+    let id = |token: &str| tokenizer.token_to_id(token).ok_or_else(|| StageError::failed(format!("trained vocabulary lacks {token}")));
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
     tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
-    let json = tokenizer.to_string(false).map_err(|e| tokenizer_error("cannot serialize the tokenizer", e))?;
-    json.parse::<Tokenizer>().map_err(|e| tokenizer_error("cannot reload the trained tokenizer", e))
+    Ok(tokenizer)
 }
 
 /// Builds a BERT tokenizer from a `vocab.txt`.

@@ -78,3 +78,14 @@ fn saved_tokenizer_reloads_with_same_ids() {
     let from_vocab = import(&dir.path().join("vocab.txt"), Normalization { lowercase: true, strip_accents: true }).unwrap();
     assert_eq!(tokenizer.encode(text, true).unwrap().get_ids(), from_vocab.encode(text, true).unwrap().get_ids());
 }
+
+#[test]
+fn training_twice_gives_identical_tokenizers() {
+    let texts: Vec<String> = (0..400).map(|i| format!("document {i} about search ranking relevance query number {} and words like alpha{} beta{}", i % 37, i % 11, i % 7)).collect();
+    let norm = Normalization { lowercase: true, strip_accents: true };
+    let first = train_wordpiece(texts.clone().into_iter(), 300, 1, norm).unwrap().to_string(false).unwrap();
+    for _ in 0..3 {
+        let again = train_wordpiece(texts.clone().into_iter(), 300, 1, norm).unwrap().to_string(false).unwrap();
+        assert_eq!(first, again);
+    }
+}
