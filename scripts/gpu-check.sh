@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Checks the wgpu backend on a real GPU: runs the kernel conformance suite
-# and the wgpu backend tests on the GPU, then the kernel benchmark (4096^3
-# fp32 matmul, the memory-bound kernels and the device copy bandwidth), and
-# writes the benchmark table to a file.
+# Checks the wgpu backend on a real GPU. It runs the kernel conformance
+# suite and the wgpu backend tests on the GPU, then the kernel benchmark
+# (4096^3 fp32 matmul, the memory-bound kernels and the device copy
+# bandwidth), and writes the benchmark table to a file.
 #
 # Usage: scripts/gpu-check.sh [--build-only] [--out FILE]
 #

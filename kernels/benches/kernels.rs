@@ -524,7 +524,7 @@ fn bench_all(recorder: &mut Recorder<'_>) {
     bench_optimizer(recorder);
 }
 
-/// The `--device VALUE` or `--device=VALUE` argument, else
+/// Returns the `--device VALUE` or `--device=VALUE` argument, else
 /// `KERNEL_BENCH_DEVICE`, else `cpu`.
 fn bench_device() -> String {
     let args: Vec<String> = std::env::args().collect();

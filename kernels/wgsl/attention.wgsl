@@ -42,25 +42,6 @@ struct AttentionParams {
 const WORKGROUP: u32 = 64u;
 const LOWEST_F32: f32 = -3.4028235e38;
 
-var<workgroup> lanes: array<f32, WORKGROUP>;
-
-// Reduces `value` over the workgroup with a fixed binary tree, by maximum
-// when `use_max`, else by sum. Call from uniform control flow.
-fn workgroup_reduce(local: u32, value: f32, use_max: bool) -> f32 {
-    lanes[local] = value;
-    workgroupBarrier();
-    for (var width = WORKGROUP / 2u; width > 0u; width /= 2u) {
-        if local < width {
-            let other = lanes[local + width];
-            lanes[local] = select(lanes[local] + other, max(lanes[local], other), use_max);
-        }
-        workgroupBarrier();
-    }
-    let total = lanes[0];
-    workgroupBarrier();
-    return total;
-}
-
 // Query row of this workgroup: (batch, head, query index, flat row).
 fn query_row(group: vec3<u32>, groups: vec3<u32>) -> vec4<u32> {
     let row = flat_group(group, groups);
@@ -109,7 +90,7 @@ fn attention_softmax(@builtin(workgroup_id) group: vec3<u32>,
         }
         scores[out_base + j] = score;
     }
-    let row_max = workgroup_reduce(local, local_max, true);
+    let row_max = workgroup_max(local, local_max, WORKGROUP);
 
     var local_sum = 0.0;
     for (var j = local; j < seq; j += WORKGROUP) {
@@ -120,7 +101,7 @@ fn attention_softmax(@builtin(workgroup_id) group: vec3<u32>,
         }
     }
     // Without real keys no invocation reaches the division's result.
-    let inverse_sum = 1.0 / workgroup_reduce(local, local_sum, false);
+    let inverse_sum = 1.0 / workgroup_sum(local, local_sum, WORKGROUP);
     for (var j = local; j < seq; j += WORKGROUP) {
         if mask[batch * seq + j] != 0u {
             scores[out_base + j] *= inverse_sum;
@@ -151,7 +132,7 @@ fn attention_softmax_backward(@builtin(workgroup_id) group: vec3<u32>,
         scores[out_base + j] = dp;
         local_dot += dp * probs[out_base + j];
     }
-    let dot = workgroup_reduce(local, local_dot, false);
+    let dot = workgroup_sum(local, local_dot, WORKGROUP);
     for (var j = local; j < seq; j += WORKGROUP) {
         let p = probs[out_base + j];
         scores[out_base + j] = p * (scores[out_base + j] - dot);

@@ -96,20 +96,21 @@ fn sqrt_rn(x: f32) -> f32 {
     return s + residual * 0.5 / s;
 }
 
-// Workgroup reductions for kernels with 256 invocations. Each combines the
-// invocations' values with a fixed binary tree, so the result does not
-// depend on scheduling, and returns it to every invocation. Call them from
-// uniform control flow, because they contain barriers.
-const REDUCTION_WIDTH: u32 = 256u;
+// Workgroup reductions over the first `width` invocations, where `width`
+// is the kernel's workgroup size: a power of two of at most
+// REDUCTION_LANES. Each combines the values with a fixed binary tree, so the
+// result does not depend on scheduling, and returns it to every invocation.
+// Call them from uniform control flow, because they contain barriers.
+const REDUCTION_LANES: u32 = 256u;
 
-var<workgroup> reduction_lanes: array<f32, REDUCTION_WIDTH>;
+var<workgroup> reduction_lanes: array<f32, REDUCTION_LANES>;
 
-fn workgroup_sum(local: u32, value: f32) -> f32 {
+fn workgroup_sum(local: u32, value: f32, width: u32) -> f32 {
     reduction_lanes[local] = value;
     workgroupBarrier();
-    for (var width = REDUCTION_WIDTH / 2u; width > 0u; width /= 2u) {
-        if local < width {
-            reduction_lanes[local] += reduction_lanes[local + width];
+    for (var half = width / 2u; half > 0u; half /= 2u) {
+        if local < half {
+            reduction_lanes[local] += reduction_lanes[local + half];
         }
         workgroupBarrier();
     }
@@ -118,12 +119,12 @@ fn workgroup_sum(local: u32, value: f32) -> f32 {
     return total;
 }
 
-fn workgroup_max(local: u32, value: f32) -> f32 {
+fn workgroup_max(local: u32, value: f32, width: u32) -> f32 {
     reduction_lanes[local] = value;
     workgroupBarrier();
-    for (var width = REDUCTION_WIDTH / 2u; width > 0u; width /= 2u) {
-        if local < width {
-            reduction_lanes[local] = max(reduction_lanes[local], reduction_lanes[local + width]);
+    for (var half = width / 2u; half > 0u; half /= 2u) {
+        if local < half {
+            reduction_lanes[local] = max(reduction_lanes[local], reduction_lanes[local + half]);
         }
         workgroupBarrier();
     }

@@ -86,12 +86,12 @@ fn cross_entropy_rows(@builtin(workgroup_id) group: vec3<u32>,
     for (var j = local; j < params.vocab; j += WORKGROUP) {
         local_max = max(local_max, a[base + j]);
     }
-    let row_max = workgroup_max(local, local_max);
+    let row_max = workgroup_max(local, local_max, WORKGROUP);
     var local_sum = 0.0;
     for (var j = local; j < params.vocab; j += WORKGROUP) {
         local_sum += exp_f32(a[base + j] - row_max);
     }
-    let row_lse = row_max + log(workgroup_sum(local, local_sum));
+    let row_lse = row_max + log(workgroup_sum(local, local_sum, WORKGROUP));
     if local == 0u {
         lse_out[row] = row_lse;
         let target_class = targets[row];
@@ -148,7 +148,7 @@ fn element_partials(@builtin(workgroup_id) group: vec3<u32>,
             sum += element_term(a[i], b[i]);
         }
     }
-    let total = workgroup_sum(local, sum);
+    let total = workgroup_sum(local, sum, WORKGROUP);
     if local == 0u && first < params.n {
         terms[flat] = total;
     }
@@ -190,8 +190,8 @@ fn pairwise_partials(@builtin(workgroup_id) group: vec3<u32>,
             weight += weights[p];
         }
     }
-    let total_cost = workgroup_sum(local, cost);
-    let total_weight = workgroup_sum(local, weight);
+    let total_cost = workgroup_sum(local, cost, WORKGROUP);
+    let total_weight = workgroup_sum(local, weight, WORKGROUP);
     if local == 0u && first < params.n {
         terms[flat] = total_cost;
         terms[params.count + flat] = total_weight;

@@ -21,9 +21,10 @@
 //   9  rstd      storage, read       (N), backward only
 //   10 partials  storage, read_write (ceil(N / rows_per_block), 2, C), backward only
 //
-// Workgroup size: 256 invocations, each taking channels c, c + 256, ...;
-// row sums go through a fixed binary tree, so results do not depend on
-// scheduling. The forward runs one workgroup per row; the backward one per
+// Workgroup size: 64 invocations, each taking channels c, c + 64, ...
+// (12 of BERT-base's 768); 64 is a multiple of every subgroup size in use,
+// and a narrower tree needs fewer barriers per row sum. Row sums go through
+// a fixed binary tree, so results do not depend on scheduling. The forward runs one workgroup per row; the backward one per
 // block of rows_per_block rows, and each invocation accumulates its own
 // columns of the block's partials, so no two invocations write one element.
 
@@ -46,9 +47,9 @@ struct NormParams {
 @group(0) @binding(9) var<storage, read> rstd: array<f32>;
 @group(0) @binding(10) var<storage, read_write> partials: array<f32>;
 
-const WORKGROUP: u32 = 256u;
+const WORKGROUP: u32 = 64u;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn layer_norm(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
               @builtin(local_invocation_index) local: u32) {
     let row = flat_group(group, groups);
@@ -64,13 +65,13 @@ fn layer_norm(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) 
     for (var c = local; c < channels; c += WORKGROUP) {
         sum += x[base + c];
     }
-    let row_mean = workgroup_sum(local, sum) / count;
+    let row_mean = workgroup_sum(local, sum, WORKGROUP) / count;
     var squares = 0.0;
     for (var c = local; c < channels; c += WORKGROUP) {
         let centered = x[base + c] - row_mean;
         squares += centered * centered;
     }
-    let variance = workgroup_sum(local, squares) / count;
+    let variance = workgroup_sum(local, squares, WORKGROUP) / count;
     let row_rstd = div_rn(1.0, sqrt_rn(variance + params.eps));
     for (var c = local; c < channels; c += WORKGROUP) {
         out[base + c] = (x[base + c] - row_mean) * row_rstd * gamma[c] + beta[c];
@@ -81,7 +82,7 @@ fn layer_norm(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn layer_norm_backward(@builtin(workgroup_id) group: vec3<u32>,
                        @builtin(num_workgroups) groups: vec3<u32>,
                        @builtin(local_invocation_index) local: u32) {
@@ -107,8 +108,8 @@ fn layer_norm_backward(@builtin(workgroup_id) group: vec3<u32>,
             sum_g += g;
             sum_g_xhat += g * ((x[base + c] - row_mean) * row_rstd);
         }
-        let mean_g = workgroup_sum(local, sum_g) / count;
-        let mean_g_xhat = workgroup_sum(local, sum_g_xhat) / count;
+        let mean_g = workgroup_sum(local, sum_g, WORKGROUP) / count;
+        let mean_g_xhat = workgroup_sum(local, sum_g_xhat, WORKGROUP) / count;
         for (var c = local; c < channels; c += WORKGROUP) {
             let d = dout[base + c];
             let xhat = (x[base + c] - row_mean) * row_rstd;

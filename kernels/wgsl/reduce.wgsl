@@ -64,7 +64,7 @@ fn partial_sum(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups)
             sum += select(x, x * x, params.mode == TERM_SQUARE);
         }
     }
-    let total = workgroup_sum(local, sum);
+    let total = workgroup_sum(local, sum, WORKGROUP);
     // Extra workgroups of the 2-D grid's last row have first >= n.
     if local == 0u && first < params.n {
         out[params.offset + flat] = total;
@@ -78,7 +78,7 @@ fn strided_sum(local: u32, start: u32, count: u32) -> f32 {
     for (var i = local; i < count; i += WORKGROUP) {
         sum += input[start + i];
     }
-    return workgroup_sum(local, sum);
+    return workgroup_sum(local, sum, WORKGROUP);
 }
 
 // Dispatched as a single workgroup.

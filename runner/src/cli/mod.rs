@@ -1,6 +1,7 @@
 //! The `flywheel` subcommands: [`Cli`] (clap) and [`dispatch`].
 
 mod dag;
+mod devices;
 mod gc;
 mod run;
 mod show;
@@ -57,6 +58,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// List the available stages with their ports and params.
     Stages(stages::StagesArgs),
+    /// List the GPU adapters and show which backend `--device auto` picks.
+    Devices(devices::DevicesArgs),
 }
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -68,6 +71,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Gc(args) => gc::gc(args),
         Command::Verify(args) => verify::verify(args),
         Command::Stages(args) => stages::stages(args),
+        Command::Devices(args) => devices::devices(args),
     }
 }
 
