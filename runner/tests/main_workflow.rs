@@ -1,6 +1,6 @@
 //! The shipped workflows `workflows/relevance.yaml` and `workflows/relevance-init.yaml` load
 //! and validate against the real stage registry and the BM25 plugin, without running them:
-//! a full run trains eleven models, which is too slow for a test.
+//! a full run trains eleven BERT models, which is too slow for a test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +14,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Builds the BM25 plugin with the running test's profile into its target directory, once
-/// per test binary, and returns the directory that holds `libflywheel_bm25_stage.so`.
+/// per test binary, and returns the directory that contains `libflywheel_bm25_stage.so`.
 fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -194,7 +194,7 @@ fn relevance_workflow_data_var_points_at_other_files() {
 #[test]
 fn init_workflow_validates_with_checkpoint() {
     // Validation checks only that the checkpoint directory exists; the stage reads it at run
-    // time, so an empty directory stands in for a real checkpoint here.
+    // time, so an empty directory replaces a real checkpoint here.
     let checkpoint = tempfile::tempdir().unwrap();
     let plan = load("relevance-init.yaml", &[format!("vars.init={}", checkpoint.path().display())]);
     let mlm = &plan.nodes[plan.index_of("teacher_mlm").unwrap()];
