@@ -102,7 +102,7 @@ fn print_record(store: &Store, index: &Index, record: &ActionRecord, depth: usiz
         println!("{pad}  took {:.2} s on {} (device {}, {} threads), flywheel {}, log {}", p.seconds, p.host, p.device, p.threads, p.flywheel_version, p.log);
         for (port, id) in &record.outputs {
             let size = store.objects.read_manifest(id).map(|m| format!("{}, {} bytes", m.kind, m.total_size())).unwrap_or_else(|_| "missing".into());
-            println!("{pad}  output {port}: {} ({size})", id.short());
+            println!("{pad}  output {port}: {} ({size}) in {}", id.short(), store.objects.data_dir(id).display());
         }
     }
     for (port, id) in &record.parts.inputs {
