@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use flywheel_kernels::CpuBackend;
 use flywheel_kernels::prelude::*;
 use std::result::Result;
 use flywheel_stage_api::*;
@@ -77,15 +76,7 @@ fn read_texts(dir: &Path) -> Result<Vec<String>, StageError> {
 
 /// Picks the backend named by the request's device.
 pub fn backend_for(ctx: &StageContext<'_>) -> Result<Arc<dyn Backend>, StageError> {
-    match ctx.request.device.as_str() {
-        "auto" | "cpu" => {
-            let threads = ctx.request.threads.max(1);
-            let backend = CpuBackend::with_threads(threads).map_err(|e| StageError::failed(format!("cannot start {threads} CPU threads: {e}")))?;
-            Ok(Arc::new(backend))
-        }
-        // NOTE: the wgpu backend is not in flywheel-kernels yet; `gpu` should map to it.
-        other => Err(StageError::failed(format!("device `{other}` is not available to pretrain-mlm in this build; use `cpu` or `auto`"))),
-    }
+    crate::relevance::session::open_backend(ctx).map(Arc::from)
 }
 
 struct Run<'a> {

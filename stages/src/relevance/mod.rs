@@ -17,7 +17,7 @@ mod inference;
 mod objective;
 mod post_pretrain;
 mod score;
-mod session;
+pub(crate) mod session;
 #[cfg(test)]
 mod tests;
 
