@@ -110,7 +110,9 @@ impl WorkflowError {
     /// Renders the error with its snippet as the CLI prints it, without colors.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+        // Long messages stay on one line: wrapping at a fixed width would split file paths and
+        // make the output depend on where the workflow lives.
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_wrap_lines(false);
         handler.render_report(&mut out, self).expect("rendering to a String cannot fail");
         out
     }

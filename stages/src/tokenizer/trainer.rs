@@ -102,7 +102,7 @@ pub fn train(texts: impl Iterator<Item = String>, normalizer: &BertNormalizer, v
         })
         .collect();
 
-    // Step 3: merges. Pair counts are kept up to date incrementally; `ranked` orders pairs by
+    // Step 3: merges. Pair counts are kept up to date incrementally. `ranked` orders pairs by
     // count (highest first), then by the pair's text, so the choice never depends on hashing.
     let mut pair_counts: HashMap<(u32, u32), u64> = HashMap::new();
     let mut where_found: HashMap<(u32, u32), BTreeSet<usize>> = HashMap::new();
