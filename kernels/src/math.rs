@@ -123,8 +123,9 @@ pub fn exp(x: f32) -> f32 {
     ] {
         poly = poly.mul_add(r, coefficient);
     }
-    // The low bits of `shifted` hold n in two's complement, so n is read
-    // without a float-to-int conversion (which compilers do not vectorize).
+    // The low bits of `shifted` contain n in two's complement, so n is read
+    // without a float-to-int conversion, which rustc 1.95 turned into scalar
+    // code on x86-64.
     // n is in [-126, 127], so 2ⁿ is a normal f32 built from its exponent bits.
     let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
     let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);

@@ -11,7 +11,7 @@ use crate::tensor::{DType, Tensor};
 
 pub trait EmbeddingOps {
     /// Copies row `ids[i]` of `table` to row `i` of `out`. Every id must be
-    /// below `V`; the CPU backend returns `KernelError::IndexOutOfRange`
+    /// below `V`, and the CPU backend returns `KernelError::IndexOutOfRange`
     /// otherwise.
     // ids: (N) u32 (any shape), table: (V, C), out: (N, C) (ids' shape plus C)
     fn embedding(&self, ids: &Tensor, table: &Tensor, out: &mut Tensor) -> Result<()>;
