@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use flywheel_stage_api::*;
 use serde_json::json;
 
-/// Returns the only file in an artifact directory that holds a single file (as an external
+/// Returns the only file in an artifact directory that contains a single file (as an external
 /// file input does).
 pub fn single_file(dir: &Path) -> Result<PathBuf, StageError> {
     let mut files = Vec::new();

@@ -3,7 +3,7 @@
 //! Nodes start in topological order as soon as their inputs exist, up to `jobs` at once. Stages
 //! that use the GPU never overlap. A failed node stops its descendants; without `keep_going`
 //! no new node starts after a failure, and with it every other branch still runs. Cancellation
-//! (Ctrl-C) stops new starts, asks running stages to stop, and commits nothing partial.
+//! (Ctrl-C) stops new starts, sets the flag that running stages poll, and commits nothing partial.
 
 mod host;
 mod node;
@@ -49,7 +49,7 @@ pub struct RunContext<'a> {
     pub stat_cache: StatCache,
 }
 
-/// How a node ended in a run.
+/// Final state of a node in a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

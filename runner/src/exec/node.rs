@@ -17,7 +17,7 @@ use crate::runlog::now_seconds;
 use crate::store::{ActionRecord, External, KeyLock, NodeRef, Provenance, RECORD_SCHEMA, StatCache, Store, remove_tree};
 use crate::workflow::{PlanInput, PlanNode};
 
-/// Why a node failed.
+/// Reason a node failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("{0}")]

@@ -37,7 +37,7 @@ pub struct TreeFile {
     pub size: u64,
 }
 
-/// Why a tree cannot become an artifact.
+/// Reason a tree cannot become an artifact.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     #[error("{path}: {source}")]

@@ -1,6 +1,6 @@
 //! Artifacts as stored objects: [`Manifest`], commit of a staged directory, and checks.
 //!
-//! An object lives at `objects/<first 2 hex>/<other 62 hex>/` and holds `manifest.json` (the
+//! An object lives at `objects/<first 2 hex>/<other 62 hex>/` and contains `manifest.json` (the
 //! canonical manifest, whose blake3 is the artifact id), `data/` (the artifact's files) and
 //! `stat.json` (size, mtime and inode of each file at commit, for the quick check; not part of
 //! the id).
@@ -115,7 +115,7 @@ pub enum ObjectState {
     Corrupt(String),
 }
 
-/// Why an object could not be committed or read.
+/// Failure to commit or read an object.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     #[error(transparent)]
@@ -130,7 +130,7 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ObjectError + '_ {
     move |source| ObjectError::Io { path: path.to_path_buf(), source }
 }
 
-/// The part of the store that holds objects.
+/// The part of the store that contains objects.
 #[derive(Clone, Debug)]
 pub struct Objects {
     pub root: PathBuf,
@@ -160,7 +160,7 @@ impl Objects {
         Ok(manifest)
     }
 
-    /// Commits a staged artifact. `staging` is a directory whose `data/` subdirectory holds the
+    /// Commits a staged artifact. `staging` is a directory whose `data/` subdirectory contains the
     /// files; it is consumed (renamed into place, or removed when the object already exists).
     pub fn commit(&self, staging: &Path, kind: &str, metadata: Value) -> Result<Digest, ObjectError> {
         let data = staging.join("data");
@@ -232,8 +232,8 @@ impl Objects {
         Ok(id)
     }
 
-    /// Quick check: the manifest hashes to the id and each file has its recorded size; a file
-    /// whose mtime or inode changed since commit is re-hashed.
+    /// Checks quickly that the manifest hashes to the id and each file has its recorded size.
+    /// A file whose mtime or inode changed since commit is re-hashed.
     pub fn check(&self, id: &Digest) -> ObjectState {
         let dir = self.dir(id);
         if !dir.join("manifest.json").exists() {

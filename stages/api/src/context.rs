@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::StageError;
 
-/// One input artifact as a stage sees it.
+/// One input artifact as a stage receives it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputArtifact {
     /// Read-only directory holding the artifact's files.
@@ -193,7 +193,7 @@ fn wrong_type(name: &str, expected: &str, value: &Value) -> StageError {
     StageError::InvalidParam { name: name.to_string(), message: format!("expected {expected}, got {value}") }
 }
 
-/// What a finished stage reports besides its output files.
+/// Report of a finished stage besides its output files.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageOutcome {
     /// Summary metrics (loss, accuracy, counts), stored in the action record and shown by

@@ -1,7 +1,7 @@
 //! The stable interface between the flywheel runner and every stage.
 //!
 //! A stage is a unit of work that reads typed input artifacts (directories) and fills typed
-//! output artifact directories. The runner sees every stage, built in or plugged in, as a
+//! output artifact directories. The runner treats every stage, built in or plugged in, as a
 //! [`Stage`] trait object:
 //!
 //! - [`StageDescriptor`] names the stage, its version, its input and output [`PortSpec`]s, its

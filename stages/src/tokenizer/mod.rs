@@ -2,7 +2,7 @@
 //! `tokenizer.json` or a BERT `vocab.txt` ([`import`]), and query-document pair encoding
 //! ([`PairEncoder`]).
 //!
-//! A `tokenizer` artifact holds `tokenizer.json` (Hugging Face format, loadable by
+//! A `tokenizer` artifact contains `tokenizer.json` (Hugging Face format, loadable by
 //! `transformers`) and `vocab.txt` (one token per line, line number = id).
 
 mod stages;
@@ -24,7 +24,7 @@ pub use stages::{ImportTokenizer, TrainTokenizer};
 /// Special tokens in id order: a trained vocabulary starts with them.
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
-/// How text is normalized before WordPiece: BERT's rules (control characters removed, white
+/// Text normalization before WordPiece: BERT's rules (control characters removed, white
 /// space unified, each CJK ideograph split into its own word) plus these two switches.
 #[derive(Clone, Copy, Debug)]
 pub struct Normalization {

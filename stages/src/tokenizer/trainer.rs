@@ -67,7 +67,7 @@ impl Symbols {
 
 /// Trains a vocabulary; returns tokens in id order, special tokens first.
 pub fn train(texts: impl Iterator<Item = String>, normalizer: &BertNormalizer, vocab_size: usize, min_frequency: u64) -> Vec<String> {
-    // Step 1: word counts, in a sorted map so every later step sees words in one order.
+    // Step 1: word counts, in a sorted map so every later step reads words in one order.
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for text in texts {
         for word in words(&text, normalizer) {
