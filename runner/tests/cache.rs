@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::Project;
+use common::{Project, text};
 
 /// a -> b -> c, and a -> d; `b` has a param that does not change its output bytes (`sleep_ms`).
 const CHAIN: &str = r#"
@@ -149,4 +149,22 @@ fn status_explains_why_node_will_run() {
 
     let unchanged = project.flywheel(&["status", "wf.yaml"]);
     assert!(String::from_utf8_lossy(&unchanged.stdout).contains("nothing to do"), "{}", common::text(&unchanged));
+}
+
+#[test]
+fn default_override_reaches_nodes_without_their_own_value() {
+    let project = Project::new();
+    project.write("wf.yaml", "defaults:\n  text: D\nnodes:\n  a:\n    stage: fixture\n  b:\n    stage: fixture\n    params: {text: B}\n");
+    project.run_ok("wf.yaml", &[]);
+    let summary = project.run_ok("wf.yaml", &["--set", "defaults.text=Z"]);
+    assert_eq!(summary.ran(), ["a"], "only the node that takes the default re-runs");
+    assert_eq!(summary.outcome("b"), "cached");
+    let summary = project.run_ok("wf.yaml", &["--set", "defaults.text=Z", "--set", "b.text=Y"]);
+    assert_eq!(summary.ran(), ["b"], "a node's own --set wins over the default");
+
+    let output = project.flywheel(&["run", "wf.yaml", "--set", "defaults.txt=Z"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--set defaults.txt=Z: no stage in this workflow has a param `txt`"), "{stderr}");
+    assert!(stderr.contains("text"), "no suggestion: {stderr}");
 }

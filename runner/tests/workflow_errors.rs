@@ -231,5 +231,5 @@ fn set_unknown_node_and_param() {
 #[test]
 fn set_wrong_type() {
     let errors = errors_with("nodes:\n  a:\n    stage: fixture\n", &["a.steps=many"]);
-    assert!(errors.to_string().contains("param `steps` expects int"), "{errors}");
+    assert!(errors.to_string().contains("--set a.steps=many: param `steps` of node `a` expects int"), "{errors}");
 }

@@ -34,7 +34,8 @@ pub struct Cli {
 pub struct WorkflowArgs {
     /// The workflow YAML file.
     pub workflow: PathBuf,
-    /// Override a param (`NODE.PARAM=VALUE`) or a var (`vars.NAME=VALUE`); repeatable.
+    /// Override a param (`NODE.PARAM=VALUE`), a workflow default (`defaults.PARAM=VALUE`) or a
+    /// var (`vars.NAME=VALUE`); repeatable.
     #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
     pub set: Vec<Override>,
     /// Store directory [default: `.flywheel` beside the workflow; env FLYWHEEL_STORE].

@@ -18,6 +18,9 @@ pub struct RunArgs {
     /// After a failure, keep running every branch that does not depend on it.
     #[arg(short, long)]
     pub keep_going: bool,
+    /// Run only this node and the nodes it reads from, directly or not (repeatable).
+    #[arg(long, value_name = "NODE")]
+    pub target: Vec<String>,
     /// Run this node even when it is cached (repeatable).
     #[arg(long, value_name = "NODE")]
     pub force: Vec<String>,
@@ -30,11 +33,17 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let Some(plan) = load_plan(&args.workflow) else { return Ok(ExitCode::from(2)) };
+    let Some(mut plan) = load_plan(&args.workflow) else { return Ok(ExitCode::from(2)) };
     for name in &args.force {
         if plan.index_of(name).is_none() {
             miette::bail!("--force {name}: no node `{name}` in {}", args.workflow.workflow.display());
         }
+    }
+    if !args.target.is_empty() {
+        plan = plan.restricted_to(&args.target).map_err(|name| {
+            let hint = crate::workflow::did_you_mean(&name, plan.nodes.iter().map(|n| n.name.as_str())).map(|m| format!(" (did you mean `{m}`?)")).unwrap_or_default();
+            miette::miette!("--target {name}: no node `{name}` in {}{hint}", args.workflow.workflow.display())
+        })?;
     }
     let store = open_store(&store_dir(&args.workflow.workflow, args.workflow.store.as_deref()))?;
     let cancel = CancelFlag::default();

@@ -1,11 +1,12 @@
-//! `--set node.param=value` and `--set vars.NAME=value` command-line overrides.
+//! `--set node.param=value`, `--set defaults.param=value` and `--set vars.NAME=value`
+//! command-line overrides.
 
 use serde_json::Value;
 
 /// One parsed `--set`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Override {
-    /// Node name, or `vars` for a workflow var.
+    /// Node name, `defaults` for a workflow default, or `vars` for a workflow var.
     pub target: String,
     pub name: String,
     /// The value, read as a YAML scalar: `0.01` is a float, `true` a bool, `abc` a string.
@@ -16,7 +17,7 @@ pub struct Override {
 
 /// Why a `--set` could not be parsed.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid --set `{text}`: {reason}; expected NODE.PARAM=VALUE or vars.NAME=VALUE")]
+#[error("invalid --set `{text}`: {reason}; expected NODE.PARAM=VALUE, defaults.PARAM=VALUE or vars.NAME=VALUE")]
 pub struct InvalidOverride {
     pub text: String,
     pub reason: String,

@@ -16,6 +16,7 @@ pub struct Plan {
     pub nodes: Vec<PlanNode>,
 }
 
+#[derive(Clone)]
 pub struct PlanNode {
     pub name: String,
     pub stage: RegisteredStage,
@@ -65,5 +66,64 @@ impl Plan {
             }
         }
         marked
+    }
+
+    /// Returns the plan cut down to `targets` and the nodes they read from, directly or not,
+    /// in the same order. An unknown target name is returned as the error.
+    pub fn restricted_to(&self, targets: &[String]) -> Result<Plan, String> {
+        let mut keep = vec![false; self.nodes.len()];
+        let mut stack = Vec::new();
+        for name in targets {
+            stack.push(self.index_of(name).ok_or_else(|| name.clone())?);
+        }
+        while let Some(i) = stack.pop() {
+            if !keep[i] {
+                keep[i] = true;
+                stack.extend(&self.nodes[i].deps);
+            }
+        }
+        let mut new_index = vec![usize::MAX; self.nodes.len()];
+        let mut nodes = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate().filter(|(i, _)| keep[*i]) {
+            new_index[i] = nodes.len();
+            let mut node = node.clone();
+            node.deps = node.deps.iter().map(|&d| new_index[d]).collect();
+            for input in node.inputs.values_mut() {
+                if let PlanInput::Node { node: from, .. } = input {
+                    *from = new_index[*from];
+                }
+            }
+            nodes.push(node);
+        }
+        Ok(Plan { name: self.name.clone(), file: self.file.clone(), nodes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn node(name: &str, deps: &[usize]) -> PlanNode {
+        let registry = Registry::builtin();
+        let stage = registry.get("import-corpus").expect("built-in stage").clone();
+        let inputs = deps.iter().enumerate().map(|(k, &d)| (format!("in{k}"), PlanInput::Node { node: d, port: "out".into() })).collect();
+        PlanNode { name: name.into(), stage, params: Map::new(), inputs, deps: deps.to_vec(), line: 1 }
+    }
+
+    #[test]
+    fn restriction_keeps_ancestors_and_renumbers() {
+        // a -> b -> d, c -> d, e alone; restricted to b and c.
+        let plan = Plan {
+            name: "w".into(),
+            file: PathBuf::from("w.yaml"),
+            nodes: vec![node("a", &[]), node("e", &[]), node("b", &[0]), node("c", &[]), node("d", &[2, 3])],
+        };
+        let cut = plan.restricted_to(&["b".into(), "c".into()]).unwrap();
+        let names: Vec<&str> = cut.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(cut.nodes[1].deps, [0]);
+        assert_eq!(cut.nodes[1].inputs["in0"], PlanInput::Node { node: 0, port: "out".into() });
+        assert_eq!(plan.restricted_to(&["zz".into()]).err(), Some("zz".to_string()));
     }
 }

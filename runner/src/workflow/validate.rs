@@ -71,9 +71,9 @@ pub fn validate(
     // Node names first, so inputs can refer to nodes defined later in the file.
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, (key, _)) in nodes.value.0.iter().enumerate() {
-        if !is_valid_name(&key.value) || key.value == "vars" {
+        if !is_valid_name(&key.value) || key.value == "vars" || key.value == "defaults" {
             v.error(pos(key), format!("invalid node name `{}`", key.value), "invalid name", Some(
-                "use letters, digits, `-` and `_` (not starting with `-`); `vars` is reserved".to_string(),
+                "use letters, digits, `-` and `_` (not starting with `-`); `vars` and `defaults` are reserved".to_string(),
             ));
         }
         if let Some(&first) = index.get(key.value.as_str()) {
@@ -89,6 +89,7 @@ pub fn validate(
     let stages: Vec<Option<&RegisteredStage>> =
         nodes.value.0.iter().map(|(key, node)| v.resolve_stage(key, node)).collect();
     v.check_defaults(raw.defaults.as_ref(), &stages);
+    let default_overrides = v.check_default_overrides(overrides, &stages);
 
     let mut plan_nodes = Vec::new();
     for (i, (key, node)) in nodes.value.0.iter().enumerate() {
@@ -97,7 +98,7 @@ pub fn validate(
         }
         let Some(stage) = stages[i] else { continue };
         let set: Vec<&Override> = node_overrides.iter().filter(|o| o.target == key.value).copied().collect();
-        let params = v.resolve_params(key, node, stage, raw.defaults.as_ref(), &set);
+        let params = v.resolve_params(key, node, stage, raw.defaults.as_ref(), &default_overrides, &set);
         let inputs = v.resolve_inputs(key, node, stage, &nodes.value, &index, &stages);
         plan_nodes.push(ResolvedNode { file_index: i, name: key.value.clone(), stage: stage.clone(), params, inputs, line: key.referenced.line() });
     }
@@ -209,7 +210,7 @@ impl<'a> Validator<'a> {
     fn check_overrides<'o>(&mut self, nodes: &Entries<RawNode>, overrides: &'o [Override]) -> Vec<&'o Override> {
         let names: Vec<&str> = nodes.0.iter().map(|(k, _)| k.value.as_str()).collect();
         let mut kept = Vec::new();
-        for o in overrides.iter().filter(|o| o.target != "vars") {
+        for o in overrides.iter().filter(|o| o.target != "vars" && o.target != "defaults") {
             if names.contains(&o.target.as_str()) {
                 kept.push(o);
             } else {
@@ -262,12 +263,29 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// Checks `--set defaults.PARAM=VALUE`: some stage of the workflow must take the param.
+    fn check_default_overrides<'o>(&mut self, overrides: &'o [Override], stages: &[Option<&RegisteredStage>]) -> Vec<&'o Override> {
+        let mut kept = Vec::new();
+        for o in overrides.iter().filter(|o| o.target == "defaults") {
+            if stages.iter().flatten().any(|s| s.descriptor.param_spec(&o.name).is_some()) {
+                kept.push(o);
+            } else {
+                let all: Vec<&str> = stages.iter().flatten().flat_map(|s| s.descriptor.params.iter().map(|p| p.name.as_str())).collect();
+                self.push(WorkflowError::general(&self.source.path, format!("--set {}: no stage in this workflow has a param `{}`", o.text, o.name)).suggest(&o.name, all));
+            }
+        }
+        kept
+    }
+
+    /// Resolves a node's params. Precedence: `--set NODE.PARAM`, the node's `params:`,
+    /// `--set defaults.PARAM`, the workflow's `defaults:`, the stage's own default.
     fn resolve_params(
         &mut self,
         key: &Spanned<String>,
         node: &RawNode,
         stage: &RegisteredStage,
         defaults: Option<&Entries<Spanned<Value>>>,
+        default_overrides: &[&Override],
         overrides: &[&Override],
     ) -> Map<String, Value> {
         let descriptor = &stage.descriptor;
@@ -300,18 +318,21 @@ impl<'a> Validator<'a> {
         let mut resolved = Map::new();
         for spec in &descriptor.params {
             let from_set = overrides.iter().rev().find(|o| o.name == spec.name);
+            let default_set = default_overrides.iter().rev().find(|o| o.name == spec.name);
             let from_default = defaults.and_then(|d| d.0.iter().rev().find(|(k, _)| k.value == spec.name));
-            let value = if let Some(o) = from_set {
+            let node_value = given.remove(spec.name.as_str());
+            let set = from_set.copied().or(if node_value.is_none() { default_set.copied() } else { None });
+            let value = if let Some(o) = set {
                 match spec.ty.check(&o.value) {
                     Some(v) => Some(v),
                     None => {
                         self.push(WorkflowError::general(&self.source.path, format!(
-                            "--set {}: param `{}` expects {}, got {}", o.text, spec.name, spec.ty.name(), o.value
+                            "--set {}: param `{}` of node `{}` expects {}, got {}", o.text, spec.name, key.value, spec.ty.name(), o.value
                         )));
                         continue;
                     }
                 }
-            } else if let Some(v) = given.remove(spec.name.as_str()) {
+            } else if let Some(v) = node_value {
                 Some(v)
             } else if let Some((_, value)) = from_default {
                 self.check_value(spec, value, "default").ok()
