@@ -4,10 +4,13 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use flywheel_stage_api::*;
+
+use crate::fault;
 
 /// Writes its optional inputs' text followed by the `text` param to `out/text.txt`. The
 /// `fixture-gpu` variant declares that it uses the GPU, so the scheduler serializes it.
@@ -61,17 +64,19 @@ impl Stage for Fixture {
         }
         text.push_str(ctx.param_str("text")?);
 
-        // Steps resume from the checkpoint, so a killed run continues where it stopped.
+        // Steps resume from the checkpoint, so a killed run continues where it stopped. Each step
+        // appends its number to a trace that ends up in the output's metadata, so resuming from
+        // a torn checkpoint (a step count that does not match the trace) changes the artifact id.
         let steps = ctx.param_usize("steps")?;
-        let step_file = ctx.checkpoint_dir().join("step");
-        let start: usize = fs::read_to_string(&step_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        let (start, mut trace) = load_checkpoint(ctx.checkpoint_dir())?;
         if start > 0 {
             ctx.info(&format!("resuming at step {start} of {steps}"));
         }
         for step in start..steps {
             ctx.check_cancelled()?;
             std::thread::sleep(Duration::from_millis(ctx.param_usize("sleep_ms")? as u64));
-            fs::write(&step_file, (step + 1).to_string())?;
+            trace.push_str(&format!("{}\n", step + 1));
+            save_checkpoint(ctx.checkpoint_dir(), step + 1, &trace)?;
             ctx.progress(step as u64 + 1, steps as u64, "steps");
         }
 
@@ -83,13 +88,71 @@ impl Stage for Fixture {
         }
         ctx.info(&format!("writing {} bytes", text.len()));
         if !ctx.param_bool("skip_output")? {
-            fs::write(ctx.output("out")?.join("text.txt"), &text)?;
+            let path = ctx.output("out")?.join("text.txt");
+            fs::write(&path, &text).map_err(|e| StageError::file(&path, e))?;
         }
         if !marker.is_empty() {
             append_line(marker, &format!("end {} {} {}", ctx.request.node, std::process::id(), timestamp_ns()))?;
         }
-        Ok(StageOutcome::default().metric("bytes", text.len()))
+        let mut outcome = StageOutcome::default().metric("bytes", text.len());
+        if steps > 1 {
+            outcome.metadata.insert("out".to_string(), serde_json::json!({"trace": trace}));
+        }
+        Ok(outcome)
     }
+}
+
+/// Reads the newest checkpoint `step-N/` under `dir`: its step count and trace. No checkpoint
+/// gives step 0 and an empty trace.
+fn load_checkpoint(dir: &Path) -> Result<(usize, String), StageError> {
+    let mut newest: Option<(usize, PathBuf)> = None;
+    for entry in fs::read_dir(dir).map_err(|e| StageError::file(dir, e))? {
+        let path = entry.map_err(|e| StageError::file(dir, e))?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        if let Some(step) = name.strip_prefix("step-").and_then(|n| n.parse::<usize>().ok())
+            && newest.as_ref().is_none_or(|(best, _)| step > *best)
+        {
+            newest = Some((step, path));
+        }
+    }
+    let Some((_, path)) = newest else { return Ok((0, String::new())) };
+    let step_path = path.join("step");
+    let step_text = fs::read_to_string(&step_path).map_err(|e| StageError::file(&step_path, e))?;
+    let step = step_text.trim().parse().map_err(|e| StageError::failed(format!("{}: invalid step count: {e}", step_path.display())))?;
+    let trace_path = path.join("trace");
+    let trace = fs::read_to_string(&trace_path).map_err(|e| StageError::file(&trace_path, e))?;
+    Ok((step, trace))
+}
+
+/// Writes checkpoint `step-N/` with two files, `trace` then `step`, into a temporary directory
+/// and renames it into place, then deletes older checkpoints: a kill at any point leaves the
+/// previous checkpoint or the new one, never a mix. Nothing is fsynced, because the crash tests
+/// kill the process and do not cut power.
+fn save_checkpoint(dir: &Path, step: usize, trace: &str) -> Result<(), StageError> {
+    let tmp = dir.join(format!(".tmp-step-{step:06}"));
+    let target = dir.join(format!("step-{step:06}"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| StageError::file(&tmp, e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| StageError::file(&tmp, e))?;
+    fs::write(tmp.join("trace"), trace).map_err(|e| StageError::file(&tmp, e))?;
+    fault::point("checkpoint-partial");
+    fs::write(tmp.join("step"), step.to_string()).map_err(|e| StageError::file(&tmp, e))?;
+    fault::point("checkpoint-before-rename");
+    if target.exists() {
+        fs::remove_dir_all(&target).map_err(|e| StageError::file(&target, e))?;
+    }
+    fs::rename(&tmp, &target).map_err(|e| StageError::file(&target, e))?;
+    fault::point("checkpoint-after-rename");
+    for entry in fs::read_dir(dir).map_err(|e| StageError::file(dir, e))? {
+        let path = entry.map_err(|e| StageError::file(dir, e))?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let older = name.strip_prefix("step-").and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n < step);
+        if older || (name.starts_with(".tmp-step-") && path != tmp) {
+            fs::remove_dir_all(&path).map_err(|e| StageError::file(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A fixture with a required param, a param with choices and two outputs, for validation tests.

@@ -59,7 +59,9 @@ fn mlm_killed_after_checkpoint_resumes_bit_identical() {
 
     let project = write_project();
     let mut child = project.spawn(&["run", "wf.yaml", "--device", "cpu", "--threads", "1"]);
-    let checkpointed = wait_for(120, || common::files_below(&project.store().join("checkpoints")).iter().any(|p| p.ends_with("state.json")));
+    // A checkpoint is complete once its `.tmp-step-N/` directory is renamed to `step-N/`.
+    let complete = |p: &std::path::PathBuf| p.ends_with("state.json") && p.parent().and_then(|d| d.file_name()).is_some_and(|n| n.to_string_lossy().starts_with("step-"));
+    let checkpointed = wait_for(120, || common::files_below(&project.store().join("checkpoints")).iter().any(complete));
     assert!(checkpointed, "pretrain-mlm never wrote a resume checkpoint");
     sigkill(&mut child);
 

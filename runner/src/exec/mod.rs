@@ -19,7 +19,7 @@ pub use node::{NodeError, hostname, key_parts, resolve_inputs};
 
 use crate::digest::Digest;
 use crate::runlog::RunLog;
-use crate::store::{StatCache, Store};
+use crate::store::{RunPins, StatCache, Store, StoreLock};
 use crate::workflow::Plan;
 
 pub struct RunOptions {
@@ -47,6 +47,8 @@ pub struct RunContext<'a> {
     pub run_id: String,
     pub log: RunLog,
     pub stat_cache: StatCache,
+    /// The pin file of the records and objects this run uses, which a concurrent `gc` keeps.
+    pub pins: RunPins,
 }
 
 /// Final state of a node in a run.
@@ -114,7 +116,10 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions) -> std::io::Result<
     let run_id = new_run_id();
     let run_dir = store.run_dir(&run_id);
     std::fs::create_dir_all(&run_dir)?;
-    let _store_lock = crate::store::StoreLock::shared(store)?;
+    let pins = {
+        let section = StoreLock::shared(store)?;
+        RunPins::create(&run_dir, &section)?
+    };
     store.clean_stale_staging();
     let ctx = RunContext {
         store,
@@ -123,6 +128,7 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions) -> std::io::Result<
         run_id: run_id.clone(),
         log: RunLog::create(&run_dir.join("log.jsonl"))?,
         stat_cache: store.stat_cache(),
+        pins,
     };
     let plan_json = json!({
         "workflow": plan.name,
@@ -194,6 +200,9 @@ fn schedule(plan: &Plan, ctx: &RunContext) -> Vec<NodeResult> {
                 gpu_busy = false;
             }
             report(ctx, &plan.nodes[i].name, &result);
+            if result.outcome == Outcome::Ran {
+                crate::fault::point("between-nodes");
+            }
             if succeeded(&result) {
                 for &j in &dependents[i] {
                     pending[j] -= 1;

@@ -14,7 +14,7 @@ use super::{NodeResult, Outcome, RunContext};
 use crate::digest::Digest;
 use crate::key::{KEY_SCHEMA, KeyParts};
 use crate::runlog::now_seconds;
-use crate::store::{ActionRecord, External, KeyLock, NodeRef, Provenance, RECORD_SCHEMA, StatCache, Store, remove_tree};
+use crate::store::{ActionRecord, External, KeyLock, NodeRef, Provenance, RECORD_SCHEMA, StatCache, Store, StoreLock, remove_tree};
 use crate::workflow::{PlanInput, PlanNode};
 
 /// Reason a node failed.
@@ -101,16 +101,21 @@ fn execute_inner(
     node: &PlanNode,
     upstream: &dyn Fn(usize, &str) -> Option<Digest>,
 ) -> Result<(Outcome, ActionRecord), (Option<Digest>, NodeError)> {
+    let forced = ctx.options.force.contains(&node.name);
+    // The first section imports external inputs and looks up the record, pinning both.
+    let section = enter_section(ctx).map_err(|e| (None, e))?;
     let inputs = resolve_inputs(ctx.store, &ctx.stat_cache, node, upstream, true).map_err(|e| (None, e))?;
+    ctx.pins.pin(&section, inputs.values()).map_err(|e| (None, store_err(format!("cannot pin inputs: {e}"))))?;
     let parts = key_parts(node, &inputs);
     let key = parts.key();
     let fail = |e: NodeError| (Some(key), e);
-    let forced = ctx.options.force.contains(&node.name);
 
-    if !forced && let Some(record) = ctx.store.lookup(&key) {
+    if !forced && let Some(record) = lookup_and_pin(ctx, &section, &key).map_err(fail)? {
         write_ref(ctx, node, &key)?;
         return Ok((Outcome::Cached, record));
     }
+    // Waiting for the key lock can take as long as another process's stage, so no section is held.
+    drop(section);
 
     let mut waited = false;
     let lock = KeyLock::acquire(
@@ -127,14 +132,31 @@ fn execute_inner(
     .map_err(|e| fail(store_err(format!("cannot lock key {}: {e}", key.short()))))?
     .ok_or_else(|| fail(NodeError::Cancelled))?;
 
-    if (!forced || waited) && let Some(record) = ctx.store.lookup(&key) {
-        write_ref(ctx, node, &key)?;
-        return Ok((if waited { Outcome::Shared } else { Outcome::Cached }, record));
+    if !forced || waited {
+        let section = enter_section(ctx).map_err(fail)?;
+        if let Some(record) = lookup_and_pin(ctx, &section, &key).map_err(fail)? {
+            write_ref(ctx, node, &key)?;
+            return Ok((if waited { Outcome::Shared } else { Outcome::Cached }, record));
+        }
     }
 
     let record = run_stage(ctx, node, &inputs, parts, &lock).map_err(fail)?;
     drop(lock);
     Ok((Outcome::Ran, record))
+}
+
+/// Takes the store lock shared, so that `gc` cannot run until the section ends (the protocol
+/// is in `store/lock.rs`).
+fn enter_section(ctx: &RunContext) -> Result<StoreLock, NodeError> {
+    StoreLock::shared(ctx.store).map_err(|e| store_err(format!("cannot lock the store: {e}")))
+}
+
+/// Looks up the record of `key` and pins it and its outputs for this run.
+fn lookup_and_pin(ctx: &RunContext, section: &StoreLock, key: &Digest) -> Result<Option<ActionRecord>, NodeError> {
+    let Some(record) = ctx.store.lookup(key) else { return Ok(None) };
+    let pinned = std::iter::once(key).chain(record.outputs.values());
+    ctx.pins.pin(section, pinned).map_err(|e| store_err(format!("cannot pin record {}: {e}", key.short())))?;
+    Ok(Some(record))
 }
 
 fn write_ref(ctx: &RunContext, node: &PlanNode, key: &Digest) -> Result<(), (Option<Digest>, NodeError)> {
@@ -207,6 +229,8 @@ fn run_and_commit(
     let outcome = catch_unwind(AssertUnwindSafe(|| node.stage.stage.run(&stage_ctx)))
         .map_err(|panic| NodeError::Panic(panic_message(&panic)))??;
 
+    // The commit section: objects, record and ref appear in the store together with their pins.
+    let section = enter_section(ctx)?;
     let mut outputs = BTreeMap::new();
     for port in &descriptor.outputs {
         let dir = &staging[&port.name];
@@ -216,6 +240,7 @@ fn run_and_commit(
         }
         let metadata = outcome.metadata.get(&port.name).cloned().unwrap_or(serde_json::Value::Null);
         let id = ctx.store.objects.commit(dir, &port.kind, metadata).map_err(store_err)?;
+        ctx.pins.pin(&section, [&id]).map_err(|e| store_err(format!("cannot pin output `{}`: {e}", port.name)))?;
         outputs.insert(port.name.clone(), id);
     }
 
@@ -239,9 +264,11 @@ fn run_and_commit(
         },
     };
     crate::fault::point("before-record");
+    ctx.pins.pin(&section, [&key]).map_err(|e| store_err(format!("cannot pin record {}: {e}", key.short())))?;
     ctx.store.write_record(&record).map_err(store_err)?;
     crate::fault::point("after-record");
     ctx.store.write_ref(&ctx.workflow, &node.name, &NodeRef { key, run_id: ctx.run_id.clone() }).map_err(store_err)?;
+    drop(section);
     ctx.log.event("finish", json!({"node": node.name, "key": key, "seconds": record.provenance.seconds, "outputs": record.outputs}));
     Ok(record)
 }

@@ -41,7 +41,8 @@ pub struct CommandSpec {
     pub files: Vec<(String, PathBuf)>,
     /// Limit on one run of a stage, and on the `describe` handshake.
     pub timeout: Option<Duration>,
-    /// Working directory of the process: the directory of the workflow file.
+    /// The directory of the workflow file: relative paths in `command` start here, and the
+    /// `describe` handshake runs here. Stage runs get a fresh working directory each.
     pub dir: PathBuf,
 }
 

@@ -1,6 +1,9 @@
 //! Running one plugin process: [`drive`] writes the input to its stdin, hands each stdout
 //! and stderr line to callbacks, and enforces a timeout and cancellation.
 //!
+//! The process gets the runner's environment without its `FLYWHEEL_*` variables, so neither
+//! the store's location (`FLYWHEEL_STORE`) nor the runner's test switches reach it.
+//!
 //! The process starts in its own process group. When it ends, for any reason, the whole
 //! group is killed, so helper processes it started do not outlive it. The leader is reaped
 //! only after that kill, so its process-group id cannot have been reused by then.
@@ -50,7 +53,13 @@ pub fn drive(
     on_stdout: &mut dyn FnMut(&str) -> Result<(), String>,
     on_stderr: &mut dyn FnMut(&str),
 ) -> Result<ExitStatus, Stopped> {
-    let mut child = Command::new(invocation.program)
+    let mut command = Command::new(invocation.program);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("FLYWHEEL_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .args(invocation.args)
         .current_dir(invocation.dir)
         .stdin(Stdio::piped())

@@ -11,6 +11,15 @@
 //!   "step", "value"}`, and last `{"event": "result", "outcome": StageOutcome}` or
 //!   `{"event": "error", "message"}`, then exits with status 0.
 //!
+//! Where the process runs: the handshake runs in the workflow file's directory. Each stage
+//! run gets a fresh, empty working directory of its own, beside the run's staging directories
+//! (the store's `tmp/`), removed when the stage ends. An argument that is a relative path to
+//! an existing file or directory, counted from the workflow file's directory, is passed as an
+//! absolute path, so `command: [python3, stage.py]` works in both places. The process learns
+//! its inputs, outputs and checkpoint directory from the request; input files are read-only.
+//! This is not a sandbox: the process runs as the same user, with the same file system and
+//! network, and could still open any path it can name.
+//!
 //! Each stderr line goes to the run log as a `warn` line of the node. A protocol mismatch, a
 //! non-zero exit, a malformed line, a missing result and a timeout are errors, and the
 //! process group is killed on timeout, on a malformed line and on cancellation.
@@ -117,7 +126,8 @@ pub fn load(spec: &CommandSpec) -> Result<Vec<RegisteredStage>, PluginError> {
 fn describe(spec: &CommandSpec) -> Result<Vec<StageDescriptor>, String> {
     let input = format!("{}\n", json!({"protocol": PROTOCOL_VERSION, "describe": true}));
     let program = program_path(spec);
-    let invocation = Invocation { program: &program, args: &spec.command[1..], dir: &spec.dir };
+    let args = resolve_args(spec);
+    let invocation = Invocation { program: &program, args: &args, dir: &spec.dir };
     let timeout = spec.timeout.unwrap_or(DEFAULT_DESCRIBE_TIMEOUT);
 
     let mut stdout = String::new();
@@ -179,7 +189,9 @@ impl Stage for SubprocessStage {
         let name = &self.descriptor.name;
         let input = format!("{}\n", json!({"protocol": PROTOCOL_VERSION, "request": ctx.request}));
         let program = program_path(spec);
-        let invocation = Invocation { program: &program, args: &spec.command[1..], dir: &spec.dir };
+        let args = resolve_args(spec);
+        let workdir = WorkDir::create(ctx)?;
+        let invocation = Invocation { program: &program, args: &args, dir: &workdir.0 };
 
         let host = ctx.host;
         let mut ending: Option<Result<StageOutcome, String>> = None;
@@ -244,6 +256,50 @@ fn handle_line(
         Event::Error { message } => *ending = Some(Err(message)),
     }
     Ok(())
+}
+
+/// A stage run's own working directory, removed when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// Creates an empty directory beside the request's first output staging directory
+    /// (`<store>/tmp/<name>/data`), named so that the next run's cleanup of stale staging
+    /// removes it if this process dies. A request without outputs gets one in the system's
+    /// temporary directory.
+    fn create(ctx: &StageContext<'_>) -> Result<WorkDir, StageError> {
+        let parent = ctx
+            .request
+            .outputs
+            .values()
+            .next()
+            .and_then(|data| data.parent()?.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        let label: String = ctx.request.node.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let dir = parent.join(format!("{label}-work-{}-{:x}", std::process::id(), crate::store::unique_suffix()));
+        std::fs::create_dir_all(&dir).map_err(|e| StageError::file(&dir, e))?;
+        Ok(WorkDir(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = crate::store::remove_tree(&self.0);
+    }
+}
+
+/// Returns the arguments to pass. A relative argument that names an existing file or
+/// directory, counted from the workflow directory, becomes that absolute path. Others pass
+/// unchanged.
+fn resolve_args(spec: &CommandSpec) -> Vec<String> {
+    spec.command[1..]
+        .iter()
+        .map(|arg| {
+            let relative = !arg.is_empty() && !arg.starts_with('-') && Path::new(arg).is_relative();
+            let path = spec.dir.join(arg);
+            if relative && path.exists() { path.to_string_lossy().into_owned() } else { arg.clone() }
+        })
+        .collect()
 }
 
 /// Returns the program to start: a name with a `/` is a path relative to the workflow
@@ -330,6 +386,20 @@ mod tests {
     fn line_after_result_is_rejected() {
         let (result, _) = handle(&[r#"{"event":"result"}"#, r#"{"event":"log","message":"late"}"#]);
         assert_eq!(result.unwrap_err(), "stdout line 2 comes after the `result` or `error` event; nothing may follow it");
+    }
+
+    #[test]
+    fn relative_arguments_naming_files_become_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stage.py"), "").unwrap();
+        let spec = CommandSpec {
+            command: ["python3", "stage.py", "missing.py", "--flag", "/abs/path", "-c"].map(String::from).to_vec(),
+            files: Vec::new(),
+            timeout: None,
+            dir: dir.path().to_path_buf(),
+        };
+        let stage = dir.path().join("stage.py").display().to_string();
+        assert_eq!(resolve_args(&spec), [stage.as_str(), "missing.py", "--flag", "/abs/path", "-c"]);
     }
 
     #[test]

@@ -4,6 +4,30 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Describes an I/O error on `path` for a user: what failed, on which path, and what to do.
+/// A full disk, an exceeded quota or file size limit, a permission problem and a damaged store
+/// layout get their own wording and fix. Other errors keep the operating system's text.
+pub fn describe_io(path: &Path, error: &io::Error) -> String {
+    let path = path.display();
+    match error.raw_os_error() {
+        Some(libc::ENOSPC) => format!("no space left on device while writing {path}: free space or point --store elsewhere"),
+        Some(libc::EDQUOT) => format!("disk quota exceeded while writing {path}: free space or point --store elsewhere"),
+        Some(libc::EFBIG) => format!(
+            "file too large while writing {path}: the process's file size limit (`ulimit -f`) or the file system's \
+             maximum file size was reached; raise the limit or point --store elsewhere"
+        ),
+        Some(libc::EACCES | libc::EPERM) => format!(
+            "permission denied on {path}: make it readable and writable by this user (chmod, chown) or point --store elsewhere"
+        ),
+        Some(libc::EROFS) => format!("{path} is on a read-only file system: point --store at a writable directory"),
+        Some(libc::EISDIR | libc::ENOTDIR | libc::EEXIST) => format!(
+            "{path}: {error}; the store layout is damaged here (a file where a directory belongs, or the reverse): \
+             move {path} aside, then run `flywheel verify` and run again"
+        ),
+        _ => format!("{path}: {error}"),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a reader sees the old file or the whole new one,
 /// never a part. The temporary file sits beside `path` so the rename stays on one filesystem.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -16,6 +16,7 @@
 //! ```
 
 mod action;
+pub mod checkpoint;
 mod fsutil;
 pub mod hash;
 mod lock;
@@ -28,9 +29,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use action::{ActionRecord, Provenance, RECORD_SCHEMA};
-pub use fsutil::{remove_tree, unique_suffix, write_atomic};
-pub use lock::{KeyLock, StoreLock};
+pub use action::{ActionRecord, CHECKSUM_FIELD, Provenance, RECORD_SCHEMA, RecordError};
+pub use fsutil::{describe_io, remove_tree, unique_suffix, write_atomic};
+pub use lock::{KeyLock, RunPins, StoreLock, live_pins};
 pub use object::{External, FileEntry, Manifest, ObjectError, ObjectState, Objects};
 pub use statcache::StatCache;
 
@@ -42,7 +43,7 @@ pub const STORE_FORMAT: u32 = 1;
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    #[error("{}", describe_io(.path, .source))]
     Io { path: PathBuf, source: io::Error },
     #[error("{path} holds a flywheel store of format {found}, but this flywheel reads format {STORE_FORMAT}; use a matching flywheel or another --store")]
     Format { path: PathBuf, found: String },
@@ -134,17 +135,33 @@ impl Store {
         self.root.join("actions").join(&hex[..2]).join(format!("{}.json", &hex[2..]))
     }
 
-    /// Reads the record of `key`; `None` when absent or unreadable (a miss, not an error).
+    /// Reads the record of `key`; `None` when absent or untrustworthy (a miss, not an error).
     pub fn read_record(&self, key: &Digest) -> Option<ActionRecord> {
-        let bytes = fs::read(self.record_path(key)).ok()?;
-        let record: ActionRecord = serde_json::from_slice(&bytes).ok()?;
-        (record.key == *key && record.parts.key() == *key).then_some(record)
+        self.load_record(key).ok().flatten()
+    }
+
+    /// Reads the record of `key` and checks its checksum and key. Returns `Ok(None)` when there
+    /// is no record file, and an error with the reason when an existing record is unusable.
+    pub fn load_record(&self, key: &Digest) -> Result<Option<ActionRecord>, RecordError> {
+        let path = self.record_path(key);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(RecordError { reason: describe_io(&path, &err), path }),
+        };
+        action::decode(&bytes, key).map(Some).map_err(|reason| RecordError { path, reason })
     }
 
     /// Reads the record of `key` and checks its output objects. A record with a missing or
     /// corrupt object is a miss; corrupt objects are moved to quarantine so they get rebuilt.
     pub fn lookup(&self, key: &Digest) -> Option<ActionRecord> {
-        let record = self.read_record(key)?;
+        let record = match self.load_record(key) {
+            Ok(record) => record?,
+            Err(err) => {
+                tracing::warn!(key = %key, "{err}; the node runs again and rewrites the record");
+                return None;
+            }
+        };
         for id in record.outputs.values() {
             match self.objects.check(id) {
                 ObjectState::Valid => {}
@@ -161,7 +178,7 @@ impl Store {
 
     pub fn write_record(&self, record: &ActionRecord) -> Result<(), StoreError> {
         let path = self.record_path(&record.key);
-        let bytes = serde_json::to_vec_pretty(record).expect("record serializes");
+        let bytes = action::encode(record);
         write_atomic(&path, &bytes).map_err(io_at(&path))
     }
 
@@ -187,8 +204,10 @@ impl Store {
         Ok(keys)
     }
 
+    /// Removes the record of `key`, or whatever is at its path (a directory, after damage).
     pub fn remove_record(&self, key: &Digest) -> io::Result<()> {
-        fs::remove_file(self.record_path(key))
+        let path = self.record_path(key);
+        if fs::symlink_metadata(&path)?.is_dir() { remove_tree(&path) } else { fs::remove_file(path) }
     }
 
     fn ref_path(&self, workflow: &str, node: &str) -> PathBuf {

@@ -5,7 +5,7 @@
 //! `stat.json` (size, mtime and inode of each file at commit, for the quick check; not part of
 //! the id).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::fsutil::{remove_tree, seal_tree, sync_dir, sync_tree, write_atomic};
+use super::fsutil::{describe_io, remove_tree, seal_tree, sync_dir, sync_tree, write_atomic};
 use super::hash::{TreeError, hash_file, hash_files, is_confined, list_tree};
 use crate::canonical;
 use crate::digest::Digest;
@@ -120,7 +120,7 @@ pub enum ObjectState {
 pub enum ObjectError {
     #[error(transparent)]
     Tree(#[from] TreeError),
-    #[error("{path}: {source}")]
+    #[error("{}", describe_io(.path, .source))]
     Io { path: PathBuf, source: io::Error },
     #[error("object {id} is {reason}")]
     Corrupt { id: Digest, reason: String },
@@ -218,7 +218,7 @@ impl Objects {
         for (rel, abs) in &external.copies {
             let target = data.join(rel);
             fs::create_dir_all(target.parent().expect("has parent")).map_err(io_at(&target))?;
-            fs::copy(abs, &target).map_err(io_at(abs))?;
+            copy_file(abs, &target)?;
         }
         // Commit re-hashes the copy, so a file that changed while it was copied gives a
         // different id instead of a corrupt object.
@@ -232,8 +232,9 @@ impl Objects {
         Ok(id)
     }
 
-    /// Checks quickly that the manifest hashes to the id and each file has its recorded size.
-    /// A file whose mtime or inode changed since commit is re-hashed.
+    /// Checks quickly that the manifest hashes to the id, that `data/` contains exactly the files
+    /// it lists, and that each has its recorded size. A file whose mtime or inode changed since
+    /// commit is re-hashed.
     pub fn check(&self, id: &Digest) -> ObjectState {
         let dir = self.dir(id);
         if !dir.join("manifest.json").exists() {
@@ -246,6 +247,14 @@ impl Objects {
         };
         let stats = read_stats(&dir);
         let data = dir.join("data");
+        let present = match list_tree(&data) {
+            Ok(files) => files,
+            Err(e) => return ObjectState::Corrupt(e.to_string()),
+        };
+        let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+        if let Some(extra) = present.iter().find(|f| !listed.contains(f.rel.as_str())) {
+            return ObjectState::Corrupt(format!("{} is not in the manifest", extra.rel));
+        }
         for entry in &manifest.files {
             let path = data.join(&entry.path);
             let meta = match fs::symlink_metadata(&path) {
@@ -328,7 +337,11 @@ impl Objects {
     /// Lists every object id present, in sorted order.
     pub fn list(&self) -> io::Result<Vec<Digest>> {
         let mut ids = Vec::new();
-        let Ok(fans) = fs::read_dir(&self.root) else { return Ok(ids) };
+        let fans = match fs::read_dir(&self.root) {
+            Ok(fans) => fans,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(ids),
+            Err(err) => return Err(err),
+        };
         for fan in fans {
             let fan = fan?;
             let prefix = fan.file_name().to_string_lossy().to_string();
@@ -345,6 +358,15 @@ impl Objects {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// Copies one input file into staging. An error that only a write can cause (a full disk, a
+/// quota, a file size limit) names the target; any other names the source.
+fn copy_file(source: &Path, target: &Path) -> Result<(), ObjectError> {
+    fs::copy(source, target).map(|_| ()).map_err(|err| {
+        let write_side = matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG | libc::EROFS));
+        ObjectError::Io { path: if write_side { target } else { source }.to_path_buf(), source: err }
+    })
 }
 
 fn write_stats(staging: &Path, files: &[super::hash::TreeFile]) -> Result<(), ObjectError> {

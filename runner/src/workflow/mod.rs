@@ -24,13 +24,18 @@ use crate::registry::Registry;
 
 /// Reads, parses and validates a workflow file.
 pub fn load(path: &Path, registry: &Registry, overrides: &[Override]) -> Result<Plan, WorkflowErrors> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         WorkflowError::general(path, format!("cannot read workflow file: {e}")).with_help("check the path; workflow files are YAML")
-    })?;
+    };
+    // Reading one byte past the limit is enough to reject a file, however large it is.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| std::io::Read::read_to_end(&mut std::io::Read::take(file, raw::MAX_WORKFLOW_BYTES as u64 + 1), &mut bytes))
+        .map_err(unreadable)?;
     if bytes.len() > raw::MAX_WORKFLOW_BYTES {
-        return Err(WorkflowError::general(path, format!(
-            "workflow file is {} bytes, more than the limit of {} bytes", bytes.len(), raw::MAX_WORKFLOW_BYTES
-        )).into());
+        return Err(WorkflowError::general(path, format!("workflow file is larger than the limit of {} bytes", raw::MAX_WORKFLOW_BYTES))
+            .with_help("a workflow names its data files as inputs instead of containing the data; move large values into files")
+            .into());
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         WorkflowError::general(path, format!("workflow file is not valid UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))
@@ -64,6 +69,14 @@ fn yaml_error(source: &Source, error: &serde_saphyr::Error) -> WorkflowError {
             "command", "files", "timeout_s",
         ];
         out = out.suggest(field, known);
+    }
+    if message.starts_with("budget breached") {
+        out = out.with_help(format!(
+            "a workflow may have at most {} YAML nodes and {} alias uses (`*name`) after expansion; \
+             write the repeated values out or use fewer aliases",
+            raw::MAX_YAML_NODES,
+            raw::MAX_YAML_ALIASES
+        ));
     }
     out
 }

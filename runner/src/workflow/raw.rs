@@ -107,6 +107,15 @@ pub struct RawNode {
 /// parser's alias-expansion budget (no "billion laughs").
 pub const MAX_WORKFLOW_BYTES: usize = 16 * 1024 * 1024;
 
+/// Maximum number of YAML nodes (scalars, sequences, mappings) after alias expansion.
+/// `workflows/relevance.yaml`, with 41 workflow nodes, has about 670, so this leaves room for
+/// workflows 100 times larger, and a document whose aliases expand exponentially stops here
+/// instead of after billions of nodes.
+pub const MAX_YAML_NODES: usize = 100_000;
+
+/// Maximum number of alias uses (`*name`) in a workflow.
+pub const MAX_YAML_ALIASES: usize = 10_000;
+
 pub fn parse(text: &str) -> Result<Option<RawWorkflow>, serde_saphyr::Error> {
     serde_saphyr::from_str_with_options::<Option<RawWorkflow>>(text, yaml_options())
 }
@@ -115,8 +124,12 @@ pub fn parse(text: &str) -> Result<Option<RawWorkflow>, serde_saphyr::Error> {
 /// (which names both places), and only `true`/`false` are booleans, so `Y`, `no` or `on` stay
 /// strings as in YAML 1.2.
 pub fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_YAML_NODES;
+    budget.max_aliases = MAX_YAML_ALIASES;
     serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         strict_booleans: true,
+        budget: Some(budget),
     }
 }

@@ -10,6 +10,7 @@
 //!   the checkpoint directory, device, seed and thread count. It also serializes to JSON.
 //! - [`Host`] is the callback side: log lines, progress and cancellation.
 //! - [`StageContext`] joins a request and a host and is what [`Stage::run`] receives.
+//! - [`fault`] is the crash-test switch (`FLYWHEEL_FAULT`) shared by the runner and the stages.
 //!
 //! ```
 //! use flywheel_stage_api::*;
@@ -33,6 +34,7 @@ pub mod abi;
 mod context;
 mod descriptor;
 mod error;
+pub mod fault;
 
 pub use context::{
     CancelFlag, Host, InputArtifact, LogLevel, NullHost, StageContext, StageOutcome, StageRequest,

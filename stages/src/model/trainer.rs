@@ -3,9 +3,12 @@
 //!
 //! A resume checkpoint is a directory `step-NNNNNNNNN/` under the node's checkpoint directory
 //! holding `model.safetensors` (parameters), `optimizer.safetensors` (`m.` and `v.` moments)
-//! and `state.json` (`{"step": N, "extra": …}`, where `extra` is the stage's own state such as
-//! its data position). It is written into a temporary directory, synced and renamed, so a kill
-//! at any point leaves either the previous checkpoint or the new one.
+//! and `state.json` (`{"step": N, "files": {NAME: "b3:<hex>"}, "extra": …}`, where `files` has
+//! the blake3 of the two tensor files and `extra` is the stage's own state such as its data
+//! position). It is written into a temporary directory, synced and renamed, so a kill at any
+//! point leaves either the previous checkpoint or the new one. A checkpoint whose files do not
+//! match their digests (truncated or damaged on disk) is rejected, never resumed from;
+//! `flywheel verify` checks the same digests.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,6 +91,7 @@ impl Trainer {
         }
         fs::create_dir_all(&tmp).map_err(|e| StageError::file(&tmp, e))?;
         self.model.params.download(be)?.save(&tmp.join("model.safetensors"))?;
+        flywheel_stage_api::fault::point("checkpoint-partial");
         let mut moments = Weights::default();
         for (prefix, set) in [("m.", &self.m), ("v.", &self.v)] {
             for (name, tensor) in set.named() {
@@ -96,7 +100,11 @@ impl Trainer {
             }
         }
         moments.save(&tmp.join("optimizer.safetensors"))?;
-        let state = serde_json::to_vec_pretty(&json!({"step": self.step, "extra": extra})).expect("state serializes");
+        let mut files = serde_json::Map::new();
+        for name in CHECKPOINT_FILES {
+            files.insert(name.to_string(), file_digest(&tmp.join(name))?.into());
+        }
+        let state = serde_json::to_vec_pretty(&json!({"step": self.step, "files": files, "extra": extra})).expect("state serializes");
         fs::write(tmp.join("state.json"), state).map_err(|e| StageError::file(&tmp, e))?;
         for name in ["model.safetensors", "optimizer.safetensors", "state.json"] {
             sync_path(&tmp.join(name))?;
@@ -105,8 +113,10 @@ impl Trainer {
         if final_dir.exists() {
             fs::remove_dir_all(&final_dir).map_err(|e| StageError::file(&final_dir, e))?;
         }
+        flywheel_stage_api::fault::point("checkpoint-before-rename");
         fs::rename(&tmp, &final_dir).map_err(|e| StageError::file(&final_dir, e))?;
         sync_path(dir)?;
+        flywheel_stage_api::fault::point("checkpoint-after-rename");
         for (step, old) in list_checkpoints(dir)? {
             if step < self.step {
                 fs::remove_dir_all(&old).map_err(|e| StageError::file(&old, e))?;
@@ -119,8 +129,19 @@ impl Trainer {
     pub fn load_resume(&mut self, be: &dyn Backend, dir: &Path) -> Result<Option<Value>, StageError> {
         let Some((_, newest)) = list_checkpoints(dir)?.into_iter().last() else { return Ok(None) };
         let state_path = newest.join("state.json");
+        let start_over = format!("delete {} to start the node over, or run `flywheel verify`, which moves it aside", newest.display());
         let state: Value = serde_json::from_slice(&fs::read(&state_path).map_err(|e| StageError::file(&state_path, e))?)
-            .map_err(|e| StageError::failed(format!("{}: invalid resume state: {e}; delete the directory to start over", state_path.display())))?;
+            .map_err(|e| StageError::failed(format!("{}: invalid resume state: {e}; {start_over}", state_path.display())))?;
+        for name in CHECKPOINT_FILES {
+            let path = newest.join(name);
+            let actual = file_digest(&path).map_err(|e| StageError::failed(format!("{e}; {start_over}")))?;
+            if state["files"][name].as_str() != Some(actual.as_str()) {
+                return Err(StageError::failed(format!(
+                    "{}: resume checkpoint file does not match its digest in state.json (truncated or damaged); {start_over}",
+                    path.display()
+                )));
+            }
+        }
         let weights = Weights::load(&newest.join("model.safetensors"))?;
         write_set(be, &mut self.model.params, &weights, "")?;
         let moments = Weights::load(&newest.join("optimizer.safetensors"))?;
@@ -129,6 +150,15 @@ impl Trainer {
         self.step = state["step"].as_u64().ok_or_else(|| StageError::failed(format!("{}: `step` is missing", state_path.display())))?;
         Ok(Some(state["extra"].clone()))
     }
+}
+
+/// Files of a resume checkpoint whose digests `state.json` lists.
+const CHECKPOINT_FILES: [&str; 2] = ["model.safetensors", "optimizer.safetensors"];
+
+/// Returns `b3:<hex>`, the blake3 of a file's content.
+fn file_digest(path: &Path) -> Result<String, StageError> {
+    let bytes = fs::read(path).map_err(|e| StageError::file(path, e))?;
+    Ok(format!("b3:{}", blake3::hash(&bytes).to_hex()))
 }
 
 /// Overwrites every tensor of `set` with the host tensor named `prefix + name`.
