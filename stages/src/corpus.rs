@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use flywheel_stage_api::*;
 use serde_json::json;
 
+use crate::import::LineReader;
+
 /// Returns the only file in an artifact directory that contains a single file (as an external
 /// file input does).
 pub fn single_file(dir: &Path) -> Result<PathBuf, StageError> {
@@ -45,43 +47,45 @@ impl Stage for ImportCorpus {
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
 
         let reader = BufReader::new(fs::File::open(&path).map_err(|e| StageError::file(&path, e))?);
+        let lines = LineReader::new(reader, &name).with_path(&path);
         let out_path = ctx.output("corpus")?.join("docs.jsonl");
         let mut out = BufWriter::new(fs::File::create(&out_path).map_err(|e| StageError::file(&out_path, e))?);
-        let mut seen = HashSet::new();
-        let mut count = 0usize;
-        for (number, line) in reader.split(b'\n').enumerate() {
-            let line_no = number + 1;
-            let bytes = line?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| StageError::failed(format!("{name}:{line_no}: invalid UTF-8; convert the file to UTF-8")))?;
-            let text = text.strip_suffix('\r').unwrap_or(&text);
-            if text.trim().is_empty() {
-                continue;
-            }
-            let Some((id, body)) = text.split_once('\t') else {
-                return Err(StageError::failed(format!("{name}:{line_no}: expected `docid<TAB>text`, found no tab")));
-            };
-            if id.is_empty() {
-                return Err(StageError::failed(format!("{name}:{line_no}: empty docid")));
-            }
-            if !seen.insert(id.to_string()) {
-                return Err(StageError::failed(format!("{name}:{line_no}: duplicate docid `{id}`")));
-            }
-            let body = if lowercase { body.to_lowercase() } else { body.to_string() };
-            serde_json::to_writer(&mut out, &json!({"id": id, "text": body})).map_err(|e| StageError::failed(e.to_string()))?;
-            out.write_all(b"\n")?;
-            count += 1;
-            if max_docs > 0 && count >= max_docs {
-                break;
-            }
-        }
-        if count == 0 {
-            return Err(StageError::failed(format!("{name}: no documents; the file is empty")));
-        }
-        out.flush()?;
+        let count = import_corpus(lines, lowercase, max_docs, &mut out)?;
+        out.flush().map_err(|e| StageError::file(&out_path, e))?;
         ctx.info(&format!("imported {count} documents from {name}"));
         Ok(StageOutcome::default().metric("documents", count))
     }
+}
+
+/// Reads `docid<TAB>text` lines and writes each document to `out` as a `{"id", "text"}` JSON
+/// line, stopping after `max_docs` documents unless it is 0. Returns the number written.
+pub fn import_corpus<R: BufRead>(mut lines: LineReader<R>, lowercase: bool, max_docs: usize, out: &mut impl Write) -> Result<usize, StageError> {
+    let name = lines.name().to_string();
+    let mut seen = HashSet::new();
+    let mut count = 0usize;
+    while let Some((line_no, line)) = lines.next_line()? {
+        let text = line.map_err(|e| StageError::failed(format!("{name}:{line_no}: {}", e.message)))?;
+        let Some((id, body)) = text.split_once('\t') else {
+            return Err(StageError::failed(format!("{name}:{line_no}: expected `docid<TAB>text`, found no tab; separate the id from the text with a tab")));
+        };
+        if id.is_empty() {
+            return Err(StageError::failed(format!("{name}:{line_no}: empty docid; put the document id before the tab")));
+        }
+        if !seen.insert(id.to_string()) {
+            return Err(StageError::failed(format!("{name}:{line_no}: duplicate docid `{id}`; give each document one line")));
+        }
+        let body = if lowercase { body.to_lowercase() } else { body.to_string() };
+        serde_json::to_writer(&mut *out, &json!({"id": id, "text": body})).map_err(|e| StageError::failed(e.to_string()))?;
+        out.write_all(b"\n")?;
+        count += 1;
+        if max_docs > 0 && count >= max_docs {
+            break;
+        }
+    }
+    if count == 0 {
+        return Err(StageError::failed(format!("{name}: the file is empty; give a file with at least one `docid<TAB>text` line")));
+    }
+    Ok(count)
 }
 
 /// Splits text into terms: runs of letters or digits, with every CJK character its own term

@@ -11,7 +11,7 @@ pub mod tokenizer;
 mod artifact;
 mod behaviour;
 mod evaluate;
-mod import;
+pub mod import;
 mod random;
 mod ranking;
 mod relevance;
@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use flywheel_stage_api::Stage;
 
-pub use corpus::{CorpusStats, ImportCorpus, terms};
-pub use pairs::ImportPairs;
+pub use corpus::{CorpusStats, ImportCorpus, import_corpus, terms};
+pub use pairs::{ImportPairs, import_pairs};
 
 /// Returns every built-in stage.
 pub fn builtin() -> Vec<Arc<dyn Stage>> {

@@ -7,11 +7,13 @@
 //! last clicks.
 
 use std::collections::HashSet;
+use std::io::BufRead;
 
 use flywheel_stage_api::*;
 use serde_json::{Map, Value};
 
 use super::rows::{Format, RowError, Skips, Source, check_id, for_each_row, json_id, json_number, json_object, parse_number, wrong_column_count};
+use super::lines::LineReader;
 use super::{format_param, lenient_param};
 use crate::artifact::{self, Impression};
 
@@ -40,29 +42,7 @@ impl Stage for ImportClicks {
         let source = Source::open(ctx, "file")?;
         let lenient = ctx.param_bool("lenient")?;
         let extra_columns = extra_column_names(ctx)?;
-
-        let mut skips = Skips::default();
-        let mut pages = HashSet::new();
-        let mut impressions = Vec::new();
-        for_each_row(&source, lenient, &mut skips, |_, line| {
-            let impression = match source.format {
-                Format::Tsv => parse_tsv(line, &extra_columns)?,
-                Format::Jsonl => parse_jsonl(line)?,
-            };
-            if let Some(session) = impression.session()
-                && !pages.insert((impression.qid.clone(), session.clone(), impression.position))
-            {
-                return Err(RowError::new(
-                    "duplicate_position",
-                    format!(
-                        "query `{}` in session `{session}` shows two documents at position {}; give each position of a page one row",
-                        impression.qid, impression.position
-                    ),
-                ));
-            }
-            impressions.push(impression);
-            Ok(())
-        })?;
+        let (impressions, skips) = read_impressions(source.lines()?, source.format, lenient, &extra_columns)?;
         artifact::write(ctx.output("clicks")?, &impressions)?;
         skips.log(ctx, &source.name);
 
@@ -71,6 +51,40 @@ impl Stage for ImportClicks {
         let outcome = StageOutcome::default().metric("impressions", impressions.len()).metric("clicks", clicks);
         Ok(skips.add_metrics(outcome))
     }
+}
+
+/// Reads and checks every impression of a behaviour log; `extra_columns` names the TSV columns
+/// after `dwell`. With `lenient`, invalid rows are skipped and counted instead of failing the
+/// import.
+pub fn read_impressions<R: BufRead>(
+    lines: LineReader<R>,
+    format: Format,
+    lenient: bool,
+    extra_columns: &[String],
+) -> Result<(Vec<Impression>, Skips), StageError> {
+    let mut skips = Skips::default();
+    let mut pages = HashSet::new();
+    let mut impressions = Vec::new();
+    for_each_row(lines, lenient, &mut skips, |_, line| {
+        let impression = match format {
+            Format::Tsv => parse_tsv(line, extra_columns)?,
+            Format::Jsonl => parse_jsonl(line)?,
+        };
+        if let Some(session) = impression.session()
+            && !pages.insert((impression.qid.clone(), session.clone(), impression.position))
+        {
+            return Err(RowError::new(
+                "duplicate_position",
+                format!(
+                    "query `{}` in session `{session}` shows two documents at position {}; give each position of a page one row",
+                    impression.qid, impression.position
+                ),
+            ));
+        }
+        impressions.push(impression);
+        Ok(())
+    })?;
+    Ok((impressions, skips))
 }
 
 fn extra_column_names(ctx: &StageContext<'_>) -> Result<Vec<String>, StageError> {
@@ -93,8 +107,8 @@ fn parse_tsv(line: &str, extra_columns: &[String]) -> Result<Impression, RowErro
     if fields.len() != COLUMNS.len() && fields.len() != with_extra {
         let mut layout: Vec<&str> = COLUMNS.to_vec();
         layout.extend(extra_columns.iter().map(String::as_str));
-        let hint = format!("the last {} columns are optional; name extra columns in the `extra_columns` param", extra_columns.len());
-        return Err(wrong_column_count(fields.len(), &layout, if extra_columns.is_empty() { "" } else { &hint }));
+        let hint = "the columns after `dwell` are optional, but a row has either none or all of them; name them in the `extra_columns` param";
+        return Err(wrong_column_count(fields.len(), &layout, if extra_columns.is_empty() { "" } else { hint }));
     }
     let position = parse_position(fields[2])?;
     let click = match fields[3].trim() {

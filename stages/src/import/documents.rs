@@ -2,10 +2,12 @@
 //! format `import-corpus` writes), with the row checks and `lenient` mode of the other imports.
 
 use std::collections::HashSet;
+use std::io::BufRead;
 
 use flywheel_stage_api::*;
 
 use super::rows::{Format, TAB_HINT, RowError, Skips, Source, check_id, for_each_row, json_id, json_object, json_text, tsv_fields};
+use super::lines::LineReader;
 use super::{format_param, lenient_param};
 use crate::artifact::{self, Document};
 
@@ -24,22 +26,29 @@ impl Stage for ImportDocuments {
     fn run(&self, ctx: &StageContext<'_>) -> Result<StageOutcome, StageError> {
         let source = Source::open(ctx, "file")?;
         let lenient = ctx.param_bool("lenient")?;
-        let mut skips = Skips::default();
-        let mut seen = HashSet::new();
-        let mut documents = Vec::new();
-        for_each_row(&source, lenient, &mut skips, |_, line| {
-            let document = parse_document(source.format, line)?;
-            if !seen.insert(document.id.clone()) {
-                return Err(RowError::new("duplicate_docid", format!("duplicate docid `{}`; give each document one line", document.id)));
-            }
-            documents.push(document);
-            Ok(())
-        })?;
+        let (documents, skips) = read_documents(source.lines()?, source.format, lenient)?;
         artifact::write(ctx.output("corpus")?, &documents)?;
         skips.log(ctx, &source.name);
         ctx.info(&format!("imported {} documents from {}", documents.len(), source.name));
         Ok(skips.add_metrics(StageOutcome::default().metric("documents", documents.len())))
     }
+}
+
+/// Reads and checks every row of a documents file; with `lenient`, invalid rows are skipped
+/// and counted instead of failing the import.
+pub fn read_documents<R: BufRead>(lines: LineReader<R>, format: Format, lenient: bool) -> Result<(Vec<Document>, Skips), StageError> {
+    let mut skips = Skips::default();
+    let mut seen = HashSet::new();
+    let mut documents = Vec::new();
+    for_each_row(lines, lenient, &mut skips, |_, line| {
+        let document = parse_document(format, line)?;
+        if !seen.insert(document.id.clone()) {
+            return Err(RowError::new("duplicate_docid", format!("duplicate docid `{}`; give each document one line", document.id)));
+        }
+        documents.push(document);
+        Ok(())
+    })?;
+    Ok((documents, skips))
 }
 
 fn parse_document(format: Format, line: &str) -> Result<Document, RowError> {

@@ -9,19 +9,23 @@
 //!
 //! `rows::Source` is the input file with its format, and `rows::for_each_row` drives the row loop: a bad
 //! row fails the stage with `file:line: what is wrong; what to do`, or, under `lenient: true`,
-//! is skipped and counted in [`Skips`] by reason.
+//! is skipped and counted in [`Skips`] by reason. [`LineReader`] reads the lines, each at most
+//! [`MAX_LINE_BYTES`] long. The `read_*` functions are each stage's import over any reader, so
+//! tests and fuzz targets run the same code as the stages.
 
 mod clicks;
 mod documents;
+pub(crate) mod lines;
 mod qrels;
 mod queries;
 mod rows;
 
-pub use clicks::ImportClicks;
-pub use documents::ImportDocuments;
-pub use qrels::ImportQrels;
-pub use queries::ImportQueries;
-pub use rows::Skips;
+pub use clicks::{ImportClicks, read_impressions};
+pub use documents::{ImportDocuments, read_documents};
+pub use lines::{LineReader, MAX_LINE_BYTES};
+pub use qrels::{ImportQrels, MAX_GRADE, read_labels};
+pub use queries::{ImportQueries, read_queries};
+pub use rows::{Format, RowError, Skips};
 
 use flywheel_stage_api::{ParamSpec, ParamType};
 

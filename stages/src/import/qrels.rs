@@ -3,14 +3,21 @@
 //! `queries` input and every document id in the `corpus` input.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::BufRead;
 
 use flywheel_stage_api::*;
 
 use super::rows::{Format, RowError, Skips, Source, check_id, for_each_row, json_id, json_number, json_object, parse_number, tsv_fields, wrong_column_count};
+use super::lines::LineReader;
 use super::{format_param, lenient_param};
 use crate::artifact::{self, Document, Pair, Query};
 
 const COLUMNS: [&str; 3] = ["qid", "docid", "grade"];
+
+/// The highest grade a label may have. nDCG's exponential gain 2^grade - 1 is infinite in f64
+/// from grade 1024 on. Relevance scales are small (TREC Deep Learning grades 0-3), so a larger
+/// grade is rejected as a likely column mix-up, such as a score where the grade belongs.
+pub const MAX_GRADE: f64 = 100.0;
 
 /// The hint for a four-column line, the layout of TREC qrels files.
 const TREC_HINT: &str = "this looks like a TREC qrels line `qid iteration docid grade`; drop the iteration column (for example `cut -f1,3,4`)";
@@ -41,26 +48,7 @@ impl Stage for ImportQrels {
         let documents: HashSet<String> = artifact::read_records::<Document>(ctx.input("corpus")?)?.into_iter().map(|d| d.id).collect();
         let source = Source::open(ctx, "file")?;
         let lenient = ctx.param_bool("lenient")?;
-
-        let mut skips = Skips::default();
-        let mut seen = HashSet::new();
-        let mut pairs = Vec::new();
-        for_each_row(&source, lenient, &mut skips, |_, line| {
-            let (qid, docid, grade) = parse_label(source.format, line)?;
-            let Some(query) = queries.get(&qid) else {
-                return Err(RowError::new("unknown_qid", format!("query id `{qid}` is not in the queries input; add the query to the queries file or remove this label")));
-            };
-            if !documents.contains(&docid) {
-                return Err(RowError::new("unknown_docid", format!("document id `{docid}` is not in the corpus; add the document to the documents file or remove this label")));
-            }
-            if !seen.insert((qid.clone(), docid.clone())) {
-                return Err(RowError::new("duplicate_pair", format!("query `{qid}` and document `{docid}` are labelled twice; keep one label per pair")));
-            }
-            let mut pair = Pair::new(&qid, query, &docid);
-            pair.grade = Some(grade);
-            pairs.push(pair);
-            Ok(())
-        })?;
+        let (mut pairs, skips) = read_labels(source.lines()?, source.format, lenient, &queries, &documents)?;
         skips.log(ctx, &source.name);
 
         let single = single_document_queries(&pairs);
@@ -101,6 +89,38 @@ impl Stage for ImportQrels {
     }
 }
 
+/// Reads and checks every label of a qrels file against `queries` (qid -> text) and
+/// `documents` (the corpus ids); with `lenient`, invalid rows are skipped and counted instead of
+/// failing the import.
+pub fn read_labels<R: BufRead>(
+    lines: LineReader<R>,
+    format: Format,
+    lenient: bool,
+    queries: &HashMap<String, String>,
+    documents: &HashSet<String>,
+) -> Result<(Vec<Pair>, Skips), StageError> {
+    let mut skips = Skips::default();
+    let mut seen = HashSet::new();
+    let mut pairs = Vec::new();
+    for_each_row(lines, lenient, &mut skips, |_, line| {
+        let (qid, docid, grade) = parse_label(format, line)?;
+        let Some(query) = queries.get(&qid) else {
+            return Err(RowError::new("unknown_qid", format!("query id `{qid}` is not in the queries input; add the query to the queries file or remove this label")));
+        };
+        if !documents.contains(&docid) {
+            return Err(RowError::new("unknown_docid", format!("document id `{docid}` is not in the corpus; add the document to the documents file or remove this label")));
+        }
+        if !seen.insert((qid.clone(), docid.clone())) {
+            return Err(RowError::new("duplicate_pair", format!("query `{qid}` and document `{docid}` are labelled twice; keep one label per pair")));
+        }
+        let mut pair = Pair::new(&qid, query, &docid);
+        pair.grade = Some(grade);
+        pairs.push(pair);
+        Ok(())
+    })?;
+    Ok((pairs, skips))
+}
+
 fn parse_label(format: Format, line: &str) -> Result<(String, String, f64), RowError> {
     let (qid, docid, grade) = match format {
         Format::Tsv => {
@@ -119,6 +139,9 @@ fn parse_label(format: Format, line: &str) -> Result<(String, String, f64), RowE
     };
     if grade < 0.0 {
         return Err(RowError::new("negative_grade", format!("grade {grade} is negative; grades must be 0 (irrelevant) or more")));
+    }
+    if grade > MAX_GRADE {
+        return Err(RowError::new("grade_out_of_range", format!("grade {} is above the maximum of {MAX_GRADE}; give grades on a small scale such as 0-3 or 0-4", artifact::json_number(grade))));
     }
     Ok((qid, docid, grade))
 }
@@ -161,6 +184,9 @@ mod tests {
         assert_eq!(error.reason, "non_numeric_grade");
         assert!(error.message.starts_with("`grade` is `high`, not a number"), "{}", error.message);
         assert_eq!(parse_label(Format::Tsv, "q1\td1\t-1").unwrap_err().reason, "negative_grade");
+        assert_eq!(parse_label(Format::Tsv, "q1\td1\t100").unwrap().2, 100.0);
+        assert_eq!(parse_label(Format::Tsv, "q1\td1\t101").unwrap_err().reason, "grade_out_of_range");
+        assert_eq!(parse_label(Format::Jsonl, r#"{"qid": 1, "docid": "d1", "grade": 1e300}"#).unwrap_err().reason, "grade_out_of_range");
     }
 
     #[test]

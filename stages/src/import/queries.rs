@@ -1,10 +1,12 @@
 //! `import-queries`: a `qid<TAB>text` or `{"qid", "text"}` file -> a `queries` artifact.
 
 use std::collections::HashSet;
+use std::io::BufRead;
 
 use flywheel_stage_api::*;
 
 use super::rows::{Format, TAB_HINT, RowError, Skips, Source, check_id, for_each_row, json_id, json_object, json_text, tsv_fields};
+use super::lines::LineReader;
 use super::{format_param, lenient_param};
 use crate::artifact::{self, Query};
 
@@ -23,22 +25,29 @@ impl Stage for ImportQueries {
     fn run(&self, ctx: &StageContext<'_>) -> Result<StageOutcome, StageError> {
         let source = Source::open(ctx, "file")?;
         let lenient = ctx.param_bool("lenient")?;
-        let mut skips = Skips::default();
-        let mut seen = HashSet::new();
-        let mut queries = Vec::new();
-        for_each_row(&source, lenient, &mut skips, |_, line| {
-            let query = parse_query(source.format, line)?;
-            if !seen.insert(query.qid.clone()) {
-                return Err(RowError::new("duplicate_qid", format!("duplicate qid `{}`; give each query one line", query.qid)));
-            }
-            queries.push(query);
-            Ok(())
-        })?;
+        let (queries, skips) = read_queries(source.lines()?, source.format, lenient)?;
         artifact::write(ctx.output("queries")?, &queries)?;
         skips.log(ctx, &source.name);
         ctx.info(&format!("imported {} queries from {}", queries.len(), source.name));
         Ok(skips.add_metrics(StageOutcome::default().metric("queries", queries.len())))
     }
+}
+
+/// Reads and checks every row of a queries file; with `lenient`, invalid rows are skipped and
+/// counted instead of failing the import.
+pub fn read_queries<R: BufRead>(lines: LineReader<R>, format: Format, lenient: bool) -> Result<(Vec<Query>, Skips), StageError> {
+    let mut skips = Skips::default();
+    let mut seen = HashSet::new();
+    let mut queries = Vec::new();
+    for_each_row(lines, lenient, &mut skips, |_, line| {
+        let query = parse_query(format, line)?;
+        if !seen.insert(query.qid.clone()) {
+            return Err(RowError::new("duplicate_qid", format!("duplicate qid `{}`; give each query one line", query.qid)));
+        }
+        queries.push(query);
+        Ok(())
+    })?;
+    Ok((queries, skips))
 }
 
 fn parse_query(format: Format, line: &str) -> Result<Query, RowError> {

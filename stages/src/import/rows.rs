@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use flywheel_stage_api::{LogLevel, StageContext, StageError, StageOutcome};
 use serde_json::{Map, Value, json};
 
+use super::lines::LineReader;
 use crate::corpus::single_file;
 
 /// The layout of an input file's rows.
@@ -42,6 +43,12 @@ impl Source {
             _ => Format::from_extension(&path),
         };
         Ok(Source { name, path, format })
+    }
+
+    /// Opens the file for reading, line by line.
+    pub fn lines(&self) -> Result<LineReader<BufReader<fs::File>>, StageError> {
+        let file = fs::File::open(&self.path).map_err(|e| StageError::file(&self.path, e))?;
+        Ok(LineReader::new(BufReader::new(file), &self.name).with_path(&self.path))
     }
 }
 
@@ -108,49 +115,31 @@ impl Skips {
     }
 }
 
-/// Calls `handle(line_number, text)` for every non-blank line of `source`.
+/// Calls `handle(line_number, text)` for every non-blank line that `lines` reads.
 ///
-/// A line that is not UTF-8, or for which `handle` returns a [`RowError`], fails with
-/// `file:line: message`; with `lenient` it is counted in `skips` instead. Returns the number of
-/// rows `handle` accepted. Fails when that number is 0, because an import of nothing is almost
-/// always a wrong path or a wrong format.
-pub fn for_each_row(
-    source: &Source,
+/// A line that is not UTF-8 or is too long fails the import with `file:line: message`, and so
+/// does a line for which `handle` returns a [`RowError`]. With `lenient`, such a line is counted
+/// in `skips` instead. Returns the number of rows `handle` accepted. Fails when that number is
+/// 0, because an import of nothing is almost always a wrong path or a wrong format.
+pub fn for_each_row<R: BufRead>(
+    mut lines: LineReader<R>,
     lenient: bool,
     skips: &mut Skips,
     mut handle: impl FnMut(usize, &str) -> Result<(), RowError>,
 ) -> Result<usize, StageError> {
-    let file = fs::File::open(&source.path).map_err(|e| StageError::file(&source.path, e))?;
     let mut accepted = 0usize;
-    for (index, bytes) in BufReader::new(file).split(b'\n').enumerate() {
-        let number = index + 1;
-        let bytes = bytes.map_err(|e| StageError::file(&source.path, e))?;
-        let result = match std::str::from_utf8(&bytes) {
-            Ok(text) => {
-                let text = text.strip_suffix('\r').unwrap_or(text);
-                // A byte order mark is legal at the start of a UTF-8 file and carries no data.
-                let text = if number == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
-                if text.trim().is_empty() {
-                    continue;
-                }
-                handle(number, text)
-            }
-            Err(e) => Err(RowError::new(
-                "invalid_utf8",
-                format!("invalid UTF-8 at byte {} of the line; convert the file to UTF-8 (for example with iconv)", e.valid_up_to() + 1),
-            )),
-        };
-        match result {
+    while let Some((number, line)) = lines.next_line()? {
+        match line.and_then(|text| handle(number, text)) {
             Ok(()) => accepted += 1,
             Err(error) if lenient => skips.add(error.reason, number),
-            Err(error) => return Err(StageError::failed(format!("{}:{number}: {}", source.name, error.message))),
+            Err(error) => return Err(StageError::failed(format!("{}:{number}: {}", lines.name(), error.message))),
         }
     }
     if accepted == 0 {
         let message = if skips.total() > 0 {
-            format!("{}: every row is invalid and was skipped: {}", source.name, skips.describe())
+            format!("{}: every row is invalid and was skipped: {}", lines.name(), skips.describe())
         } else {
-            format!("{}: the file is empty; give a file with at least one row", source.name)
+            format!("{}: the file is empty; give a file with at least one row", lines.name())
         };
         return Err(StageError::failed(message));
     }
@@ -261,10 +250,8 @@ impl Skips {
 mod tests {
     use super::*;
 
-    fn source(dir: &Path, name: &str, bytes: &[u8]) -> Source {
-        let path = dir.join(name);
-        fs::write(&path, bytes).unwrap();
-        Source { name: name.to_string(), format: Format::from_extension(&path), path }
+    fn lines<'a>(name: &str, bytes: &'a [u8]) -> LineReader<&'a [u8]> {
+        LineReader::new(bytes, name)
     }
 
     fn accept_two_columns(_: usize, line: &str) -> Result<(), RowError> {
@@ -273,18 +260,16 @@ mod tests {
 
     #[test]
     fn strict_names_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let source = source(dir.path(), "queries.tsv", b"1\tfirst\n\n2 second\n");
-        let error = for_each_row(&source, false, &mut Skips::default(), accept_two_columns).unwrap_err().to_string();
+        let lines = lines("queries.tsv", b"1\tfirst\n\n2 second\n");
+        let error = for_each_row(lines, false, &mut Skips::default(), accept_two_columns).unwrap_err().to_string();
         assert_eq!(error, "queries.tsv:3: expected 2 tab-separated columns `qid<TAB>text`, found 1; separate the columns with tabs, not spaces");
     }
 
     #[test]
     fn lenient_counts_by_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let source = source(dir.path(), "queries.tsv", b"1\tok\n2\n3\tok\textra\n4\n\xff\tbad\n");
+        let lines = lines("queries.tsv", b"1\tok\n2\n3\tok\textra\n4\n\xff\tbad\n");
         let mut skips = Skips::default();
-        let accepted = for_each_row(&source, true, &mut skips, accept_two_columns).unwrap();
+        let accepted = for_each_row(lines, true, &mut skips, accept_two_columns).unwrap();
         assert_eq!(accepted, 1);
         assert_eq!(skips.count("missing_columns"), 2);
         assert_eq!(skips.count("extra_columns"), 1);
@@ -293,27 +278,40 @@ mod tests {
     }
 
     #[test]
+    fn lenient_skips_too_long_line() {
+        let lines = LineReader::with_limit(&b"1\tok\n2\tmuch too long\n3\tok\n"[..], "queries.tsv", 8);
+        let mut skips = Skips::default();
+        let accepted = for_each_row(lines, true, &mut skips, accept_two_columns).unwrap();
+        assert_eq!(accepted, 2);
+        assert_eq!(skips.describe(), "1 line_too_long (first at line 2)");
+    }
+
+    #[test]
+    fn strict_fails_on_too_long_line() {
+        let lines = LineReader::with_limit(&b"1\tok\n2\tmuch too long\n"[..], "queries.tsv", 8);
+        let error = for_each_row(lines, false, &mut Skips::default(), accept_two_columns).unwrap_err().to_string();
+        assert!(error.starts_with("queries.tsv:2: line 2 is longer than 8 bytes"), "{error}");
+    }
+
+    #[test]
     fn invalid_utf8_is_reported_with_its_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let source = source(dir.path(), "docs.tsv", b"d1\tcaf\xe9\n");
-        let error = for_each_row(&source, false, &mut Skips::default(), accept_two_columns).unwrap_err().to_string();
+        let lines = lines("docs.tsv", b"d1\tcaf\xe9\n");
+        let error = for_each_row(lines, false, &mut Skips::default(), accept_two_columns).unwrap_err().to_string();
         assert!(error.starts_with("docs.tsv:1: invalid UTF-8 at byte 7"), "{error}");
     }
 
     #[test]
     fn empty_file_fails_even_when_lenient() {
-        let dir = tempfile::tempdir().unwrap();
-        let source = source(dir.path(), "qrels.tsv", b"\n  \n");
-        let error = for_each_row(&source, true, &mut Skips::default(), accept_two_columns).unwrap_err().to_string();
+        let lines = lines("qrels.tsv", b"\n  \n");
+        let error = for_each_row(lines, true, &mut Skips::default(), accept_two_columns).unwrap_err().to_string();
         assert!(error.contains("qrels.tsv: the file is empty"), "{error}");
     }
 
     #[test]
     fn byte_order_mark_and_crlf_are_stripped() {
-        let dir = tempfile::tempdir().unwrap();
-        let source = source(dir.path(), "queries.tsv", "\u{feff}1\tone\r\n".as_bytes());
+        let lines = lines("queries.tsv", "\u{feff}1\tone\r\n".as_bytes());
         let mut seen = Vec::new();
-        for_each_row(&source, false, &mut Skips::default(), |_, line| {
+        for_each_row(lines, false, &mut Skips::default(), |_, line| {
             seen.push(line.to_string());
             Ok(())
         })
