@@ -137,6 +137,10 @@ fn relevance_workflow_evaluates_every_model_on_test() {
         let eval = format!("eval_{model}");
         assert!(fed.contains(&eval), "report does not read `{eval}`: {fed:?}");
     }
+    // Training curves of each stage of the recipe: MLM, post-pretraining, fine-tuning, distillation.
+    for trained in ["teacher_mlm", "teacher_post", "teacher", "student_distilled"] {
+        assert!(fed.contains(&trained.to_string()), "report does not read the curves of `{trained}`: {fed:?}");
+    }
     let labels = report.params["labels"].as_array().expect("labels is a list");
     assert_eq!(labels.len(), report.inputs.len(), "one label per report input");
 }

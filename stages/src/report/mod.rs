@@ -27,7 +27,7 @@ pub struct ReportStage;
 
 impl Stage for ReportStage {
     fn descriptor(&self) -> StageDescriptor {
-        let mut descriptor = StageDescriptor::new("report", "1")
+        let mut descriptor = StageDescriptor::new("report", "2")
             .summary("gather metrics of several nodes into a Markdown and a self-contained HTML report with SVG charts")
             .output(PortSpec::new("report", "report").doc("report.md, report.html (charts inlined) and plots/*.svg"));
         for slot in 1..=SLOTS {

@@ -67,7 +67,7 @@ pub fn markdown(report: &Report) -> String {
 
     let speeds = speeds(report);
     if !speeds.is_empty() {
-        out.push_str("\n## Scoring speed\n\n| model | pairs/s |\n|---|---:|\n");
+        out.push_str("\n## Speed\n\nPairs per second: scoring for `score` inputs, training for training inputs.\n\n| input | pairs/s |\n|---|---:|\n");
         for (label, speed) in speeds {
             out.push_str(&format!("| {} | {} |\n", escape(label), format_value(speed.round())));
         }
@@ -106,7 +106,7 @@ pub fn html(report: &Report) -> String {
 
     let speeds = speeds(report);
     if !speeds.is_empty() {
-        out.push_str("<h2>Scoring speed</h2>\n<table>\n<tr><th>model</th><th>pairs/s</th></tr>\n");
+        out.push_str("<h2>Speed</h2>\n<p>Pairs per second: scoring for <code>score</code> inputs, training for training inputs.</p>\n<table>\n<tr><th>input</th><th>pairs/s</th></tr>\n");
         for (label, speed) in speeds {
             out.push_str(&format!("<tr><td>{}</td><td class=\"number\">{}</td></tr>\n", escape_html(label), format_value(speed.round())));
         }
