@@ -10,6 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case "${1:-}" in
+  -h|--help)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+esac
+
 bin=${FLYWHEEL_BIN:-./target/release/flywheel}
 workflow=workflows/relevance.yaml
 work=$(mktemp -d)
@@ -33,12 +40,17 @@ print(max(steps, default=0))
 PY
 }
 
-# Waits until teacher_post in store $1 has a checkpoint past step $2; prints that step.
+# Waits until teacher_post in store $1 has a checkpoint past step $2 and prints that step.
+# Fails when the run with process id $3 exits first.
 wait_past() {
   local step
   for _ in $(seq 1 3000); do
     step=$(checkpoint_step "$1")
     if [ "$step" -gt "$2" ]; then echo "$step"; return 0; fi
+    if ! kill -0 "$3" 2>/dev/null; then
+      echo "the run exited before teacher_post checkpointed past step $2; its log:" >&2
+      return 1
+    fi
     sleep 0.2
   done
   echo "teacher_post never checkpointed past step $2" >&2
@@ -61,7 +73,7 @@ time "$bin" run "$workflow" --store "$reference" "$@" > "$work/reference.log" 2>
 echo "== run 1: Ctrl-C during post-pretraining"
 "$bin" run "$workflow" --store "$store" "$@" > "$work/run1.log" 2>&1 &
 pid=$!
-first=$(wait_past "$store" 0)
+first=$(wait_past "$store" 0 "$pid") || { tail -20 "$work/run1.log"; exit 1; }
 kill -INT "$pid"
 status=0; wait "$pid" || status=$?
 echo "checkpoint at step $first; exit status $status (130 expected)"
@@ -71,7 +83,7 @@ echo "checkpoint at step $first; exit status $status (130 expected)"
 echo "== run 2: SIGKILL during post-pretraining, after it resumed"
 "$bin" run "$workflow" --store "$store" "$@" > "$work/run2.log" 2>&1 &
 pid=$!
-second=$(wait_past "$store" "$first")
+second=$(wait_past "$store" "$first" "$pid") || { tail -20 "$work/run2.log"; exit 1; }
 kill -KILL "$pid"
 wait "$pid" || true
 echo "checkpoint at step $second; killed"

@@ -20,24 +20,41 @@ pub struct ShowArgs {
     pub depth: usize,
 }
 
-/// Every record, and which record produced each object.
+/// Every record, and which records produced each object. Nodes whose outputs are
+/// byte-identical share one object, so an object can have several producers.
 struct Index {
     records: HashMap<Digest, ActionRecord>,
-    producer: HashMap<Digest, Digest>,
+    producers: HashMap<Digest, Vec<Digest>>,
+}
+
+impl Index {
+    /// Returns the records that produced object `id`, sorted by node name.
+    fn producers_of(&self, id: &Digest) -> Vec<&ActionRecord> {
+        let mut found: Vec<&ActionRecord> = self.producers.get(id).into_iter().flatten().filter_map(|key| self.records.get(key)).collect();
+        found.sort_by(|a, b| a.node.cmp(&b.node).then(a.key.cmp(&b.key)));
+        found
+    }
+}
+
+/// Returns ", also produced by node A, B" for the producers after the first, or nothing.
+fn also_produced_by(producers: &[&ActionRecord]) -> String {
+    let mut others: Vec<&str> = producers.iter().skip(1).map(|r| r.node.as_str()).collect();
+    others.dedup();
+    if others.is_empty() { String::new() } else { format!(" (the same artifact also comes from node {})", others.join(", ")) }
 }
 
 fn index(store: &Store) -> Result<Index> {
     let mut records = HashMap::new();
-    let mut producer = HashMap::new();
+    let mut producers: HashMap<Digest, Vec<Digest>> = HashMap::new();
     for key in store.list_records().into_diagnostic()? {
         if let Some(record) = store.read_record(&key) {
             for id in record.outputs.values() {
-                producer.insert(*id, key);
+                producers.entry(*id).or_default().push(key);
             }
             records.insert(key, record);
         }
     }
-    Ok(Index { records, producer })
+    Ok(Index { records, producers })
 }
 
 pub fn show(args: ShowArgs) -> Result<ExitCode> {
@@ -106,12 +123,14 @@ fn print_record(store: &Store, index: &Index, record: &ActionRecord, depth: usiz
         }
     }
     for (port, id) in &record.parts.inputs {
-        match index.producer.get(id).and_then(|k| index.records.get(k)) {
+        let producers = index.producers_of(id);
+        let also = also_produced_by(&producers);
+        match producers.first() {
             Some(upstream) if depth < max_depth => {
-                println!("{pad}  input {port}: {} from", id.short());
+                println!("{pad}  input {port}: {} from{also}", id.short());
                 print_record(store, index, upstream, depth + 2, max_depth);
             }
-            Some(upstream) => println!("{pad}  input {port}: {} from node {} …", id.short(), upstream.node),
+            Some(upstream) => println!("{pad}  input {port}: {} from node {}{also} …", id.short(), upstream.node),
             None => {
                 let files = store.objects.read_manifest(id).map(|m| m.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
                 println!("{pad}  input {port}: {} (external: {files})", id.short());
@@ -131,9 +150,10 @@ fn print_artifact(store: &Store, index: &Index, id: &Digest, depth: usize) -> Re
         println!("    … {} more", manifest.files.len() - 20);
     }
     println!("  stored at {}", store.objects.data_dir(id).display());
-    match index.producer.get(id).and_then(|k| index.records.get(k)) {
+    let producers = index.producers_of(id);
+    match producers.first() {
         Some(record) => {
-            println!("  produced by:");
+            println!("  produced by{}:", also_produced_by(&producers));
             print_record(store, index, record, 1, depth);
         }
         None => println!("  imported from an external file"),

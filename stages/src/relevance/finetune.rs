@@ -157,7 +157,14 @@ impl Run<'_, '_> {
             self.session.record("validation_pnr", step, value);
         }
         let value = measures.selection_value(&self.metric);
-        ctx.info(&format!("validation at step {step}: NDCG@10 {:?}, PNR {:?} ({} concordant, {} discordant)", measures.ndcg10.map(round), measures.pnr.map(round), measures.concordant, measures.discordant));
+        let show = |value: Option<f64>| value.map_or_else(|| "undefined".to_string(), |v| format!("{v:.4}"));
+        ctx.info(&format!(
+            "validation at step {step}: NDCG@10 {}, PNR {} ({} concordant, {} discordant)",
+            show(measures.ndcg10),
+            show(measures.pnr),
+            measures.concordant,
+            measures.discordant
+        ));
         let Some(value) = value else {
             ctx.log(LogLevel::Warn, &format!("validation {} is undefined at step {step} (no query has both higher and lower grades); this step cannot be selected", self.metric));
             return Ok(());
