@@ -105,5 +105,16 @@ fn resolve_node(
         }
         None => vec!["never run".into()],
     };
+    let mut reasons = reasons;
+    if let Some(step) = resume_step(store, &key) {
+        reasons.push(format!("resumes from its checkpoint at step {step}"));
+    }
     NodeStatus::WillRun { key, reasons }
+}
+
+/// Returns the step of the newest finished resume checkpoint (`checkpoints/<key>/step-N`) of
+/// `key`, which a run of that key continues from.
+fn resume_step(store: &Store, key: &Digest) -> Option<u64> {
+    let entries = std::fs::read_dir(store.checkpoint_dir(key)).ok()?;
+    entries.flatten().filter_map(|entry| entry.file_name().to_str()?.strip_prefix("step-")?.parse::<u64>().ok()).max()
 }

@@ -42,6 +42,19 @@ fn run_args() -> Vec<String> {
     args
 }
 
+/// Returns what `flywheel status` prints for the workflow of [`run_args`].
+fn status_text(project: &Project) -> String {
+    let workflow = workspace_root().join("workflows/relevance.yaml");
+    let mut args = vec!["status".to_string(), workflow.display().to_string()];
+    args.extend(["--set".to_string(), format!("vars.target={}", plugin_dir().display())]);
+    for set in TINY {
+        args.extend(["--set".to_string(), set.to_string()]);
+    }
+    let output = project.flywheel(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(output.status.success(), "{}", text(&output));
+    text(&output)
+}
+
 fn spawn_run(project: &Project) -> Child {
     let args = run_args();
     project.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -111,6 +124,11 @@ fn post_pretraining_interrupt_resumes_identically() {
     assert_eq!(output.status.code(), Some(130), "Ctrl-C must end the run with 130:\n{}", text(&output));
     assert_eq!(project.last_summary().outcome("teacher_post"), "cancelled");
     assert!(project.flywheel(&["verify"]).status.success(), "the store is not clean after Ctrl-C");
+    let status = status_text(&project);
+    let expected_reason = format!("resumes from its checkpoint at step {}", last_checkpoint_step(&project));
+    // The node's line, then its reasons on indented lines.
+    let block: Vec<&str> = status.lines().skip_while(|l| !l.starts_with("teacher_post ")).take_while(|l| l.starts_with("teacher_post ") || l.starts_with(' ')).collect();
+    assert!(block.iter().any(|l| l.contains(&expected_reason)), "status does not mention the checkpoint ({expected_reason}):\n{status}");
 
     // SIGKILL after it resumed and wrote a later checkpoint.
     let mut child = spawn_run(&project);
