@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Interrupts the default run of workflows/relevance.yaml during post-pretraining, first with
-# Ctrl-C (SIGINT), then with SIGKILL, and checks that the next run resumes `teacher_post` from
-# its last checkpoint and ends with the same models and metrics as a run that was never
-# interrupted. The test runner/tests/main_interrupt.rs does the same with small models.
+# Ctrl-C (SIGINT), then with SIGKILL. It checks that the next run resumes `teacher_post` from
+# its last checkpoint, and that the final models and metrics equal those of a run that was
+# never interrupted. The test runner/tests/main_interrupt.rs does the same with small models.
 #
 # Usage: scripts/interrupt-main.sh [EXTRA flywheel run ARGS...]
 # Needs `cargo build --release -p flywheel -p flywheel-bm25-stage` first. Takes about three

@@ -67,7 +67,7 @@ struct Damage {
     name: &'static str,
     damage: fn(&Path),
     file: &'static str,
-    run_says: &'static str,
+    run_output: &'static str,
 }
 
 const DAMAGE: &[Damage] = &[
@@ -79,7 +79,7 @@ const DAMAGE: &[Damage] = &[
             fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         },
         file: "model.safetensors",
-        run_says: "resume checkpoint file does not match its digest",
+        run_output: "resume checkpoint file does not match its digest",
     },
     Damage {
         name: "bit flip in optimizer tensors",
@@ -92,19 +92,19 @@ const DAMAGE: &[Damage] = &[
             fs::write(&path, bytes).unwrap();
         },
         file: "optimizer.safetensors",
-        run_says: "resume checkpoint file does not match its digest",
+        run_output: "resume checkpoint file does not match its digest",
     },
     Damage {
         name: "deleted model",
         damage: |dir| fs::remove_file(dir.join("model.safetensors")).unwrap(),
         file: "model.safetensors",
-        run_says: "No such file",
+        run_output: "No such file",
     },
     Damage {
         name: "garbage state",
         damage: |dir| fs::write(dir.join("state.json"), "{\"step\": 5, \"fi").unwrap(),
         file: "state.json",
-        run_says: "invalid resume state",
+        run_output: "invalid resume state",
     },
 ];
 
@@ -132,7 +132,7 @@ fn damaged_checkpoint_is_never_resumed() {
         let run_text = text(&run);
         assert_eq!(run.status.code(), Some(1), "{}: the run did not fail:\n{run_text}", case.name);
         assert!(run_text.contains(&checkpoint.join(case.file).display().to_string()), "{}: the error does not name the file:\n{run_text}", case.name);
-        assert!(run_text.contains(case.run_says), "{}: expected {:?} in\n{run_text}", case.name, case.run_says);
+        assert!(run_text.contains(case.run_output), "{}: expected {:?} in\n{run_text}", case.name, case.run_output);
         assert!(run_text.contains(&format!("delete {} to start the node over", checkpoint.display())), "{}: no fix given:\n{run_text}", case.name);
 
         let verify = flywheel_plain(&project, &["verify"]);

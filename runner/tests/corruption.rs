@@ -83,18 +83,18 @@ fn assert_verify_clean(project: &Project, case: &str) {
 struct ObjectDamage {
     name: &'static str,
     damage: fn(&Path),
-    verify_says: &'static str,
+    verify_output: &'static str,
 }
 
 const OBJECT_DAMAGE: &[ObjectDamage] = &[
-    ObjectDamage { name: "truncated data file", damage: |dir| truncate(&dir.join("data/text.txt")), verify_says: "text.txt does not match its hash" },
-    ObjectDamage { name: "truncated manifest", damage: |dir| truncate(&dir.join("manifest.json")), verify_says: "a manifest whose hash is not its id" },
-    ObjectDamage { name: "bit flip in manifest", damage: |dir| flip_bit(&dir.join("manifest.json"), 10), verify_says: "a manifest whose hash is not its id" },
-    ObjectDamage { name: "deleted manifest", damage: |dir| fs::remove_file(dir.join("manifest.json")).unwrap(), verify_says: "manifest.json: No such file" },
-    ObjectDamage { name: "manifest replaced by a directory", damage: |dir| replace_with_dir(&dir.join("manifest.json")), verify_says: "manifest.json: Is a directory" },
-    ObjectDamage { name: "data file replaced by a directory", damage: |dir| replace_with_dir(&dir.join("data/text.txt")), verify_says: "text.txt is missing" },
-    ObjectDamage { name: "extra data file", damage: |dir| fs::write(dir.join("data/extra.txt"), "x").unwrap(), verify_says: "extra.txt is not in the manifest" },
-    ObjectDamage { name: "deleted data directory", damage: |dir| fs::remove_dir_all(dir.join("data")).unwrap(), verify_says: "data: No such file" },
+    ObjectDamage { name: "truncated data file", damage: |dir| truncate(&dir.join("data/text.txt")), verify_output: "text.txt does not match its hash" },
+    ObjectDamage { name: "truncated manifest", damage: |dir| truncate(&dir.join("manifest.json")), verify_output: "a manifest whose hash is not its id" },
+    ObjectDamage { name: "bit flip in manifest", damage: |dir| flip_bit(&dir.join("manifest.json"), 10), verify_output: "a manifest whose hash is not its id" },
+    ObjectDamage { name: "deleted manifest", damage: |dir| fs::remove_file(dir.join("manifest.json")).unwrap(), verify_output: "manifest.json: No such file" },
+    ObjectDamage { name: "manifest replaced by a directory", damage: |dir| replace_with_dir(&dir.join("manifest.json")), verify_output: "manifest.json: Is a directory" },
+    ObjectDamage { name: "data file replaced by a directory", damage: |dir| replace_with_dir(&dir.join("data/text.txt")), verify_output: "text.txt is missing" },
+    ObjectDamage { name: "extra data file", damage: |dir| fs::write(dir.join("data/extra.txt"), "x").unwrap(), verify_output: "extra.txt is not in the manifest" },
+    ObjectDamage { name: "deleted data directory", damage: |dir| fs::remove_dir_all(dir.join("data")).unwrap(), verify_output: "data: No such file" },
 ];
 
 #[test]
@@ -127,7 +127,7 @@ fn object_damage_is_reported_by_verify() {
         let (code, output) = verify_output(&project);
         assert_eq!(code, Some(1), "{}:\n{output}", case.name);
         assert!(output.contains(&format!("corrupt object {id}")), "{}:\n{output}", case.name);
-        assert!(output.contains(case.verify_says), "{}: expected {:?} in\n{output}", case.name, case.verify_says);
+        assert!(output.contains(case.verify_output), "{}: expected {:?} in\n{output}", case.name, case.verify_output);
         assert!(output.contains("so the next run recomputes it"), "{}: no fix given:\n{output}", case.name);
         assert!(!object_dir(&project, &id).exists(), "{}: the object was not moved to quarantine", case.name);
 
@@ -150,22 +150,22 @@ fn damaged_stat_cache_of_object_is_harmless() {
 struct RecordDamage {
     name: &'static str,
     damage: fn(&Path),
-    verify_says: &'static str,
+    verify_output: &'static str,
 }
 
 const RECORD_DAMAGE: &[RecordDamage] = &[
-    RecordDamage { name: "truncated record", damage: truncate, verify_says: "invalid JSON" },
-    RecordDamage { name: "garbage record", damage: |path| fs::write(path, [0xff, 0x00, 0x13, 0x37]).unwrap(), verify_says: "invalid JSON" },
-    RecordDamage { name: "empty record", damage: |path| fs::write(path, "").unwrap(), verify_says: "invalid JSON" },
+    RecordDamage { name: "truncated record", damage: truncate, verify_output: "invalid JSON" },
+    RecordDamage { name: "garbage record", damage: |path| fs::write(path, [0xff, 0x00, 0x13, 0x37]).unwrap(), verify_output: "invalid JSON" },
+    RecordDamage { name: "empty record", damage: |path| fs::write(path, "").unwrap(), verify_output: "invalid JSON" },
     RecordDamage {
         name: "bit flip in a metric",
         damage: |path| flip_bit(path, offset_after(path, "\"bytes\": ")),
-        verify_says: "does not match its checksum",
+        verify_output: "does not match its checksum",
     },
     RecordDamage {
         name: "bit flip in an output id",
         damage: |path| flip_bit(path, offset_after(path, "\"out\": \"b3:")),
-        verify_says: "does not match its checksum",
+        verify_output: "does not match its checksum",
     },
     RecordDamage {
         name: "checksum removed",
@@ -174,7 +174,7 @@ const RECORD_DAMAGE: &[RecordDamage] = &[
             let cut = text.find(",\n  \"checksum\"").expect("record has a checksum");
             fs::write(path, format!("{}\n}}", &text[..cut])).unwrap();
         },
-        verify_says: "no `checksum` field",
+        verify_output: "no `checksum` field",
     },
     RecordDamage {
         name: "record of another key",
@@ -182,7 +182,7 @@ const RECORD_DAMAGE: &[RecordDamage] = &[
             let other = path.with_file_name("0".repeat(62) + ".json");
             fs::copy(path, other).unwrap();
         },
-        verify_says: "not the key",
+        verify_output: "not the key",
     },
 ];
 
@@ -216,7 +216,7 @@ fn record_damage_is_reported_by_verify() {
         let (code, output) = verify_output(&project);
         assert_eq!(code, Some(1), "{}:\n{output}", case.name);
         assert!(output.contains("is unusable"), "{}:\n{output}", case.name);
-        assert!(output.contains(case.verify_says), "{}: expected {:?} in\n{output}", case.name, case.verify_says);
+        assert!(output.contains(case.verify_output), "{}: expected {:?} in\n{output}", case.name, case.verify_output);
         assert!(output.contains("removed, so its node runs again"), "{}: no fix given:\n{output}", case.name);
         assert_verify_clean(&project, case.name);
         project.run_ok("wf.yaml", &[]);

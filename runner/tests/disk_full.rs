@@ -1,6 +1,6 @@
-//! Running out of space: a run whose store cannot take its data fails with an error that
-//! reports it and names the path, and leaves the store consistent: `verify` is clean, no
-//! staging is left, and a later run with enough space finishes.
+//! Running out of space. A run whose store cannot take its data fails with an error that
+//! names the path. The store stays consistent: `verify` is clean, no staging is left, and a
+//! later run with enough space finishes.
 //!
 //! Two variants. `store_on_full_tmpfs` mounts a 1 MiB tmpfs for the store, which needs root
 //! (or CAP_SYS_ADMIN); where mounting is not allowed it prints a note and passes. The

@@ -3,9 +3,9 @@
 //! node from its last checkpoint. The final model bytes must equal those of a run that was
 //! never interrupted.
 //!
-//! The workflow file and the embedded NovelEval data are the real ones; `--set` shrinks the
-//! models and sequences so the test trains for seconds, and `--target teacher_post` stops the
-//! run after the node under test. `scripts/interrupt-main.sh` does the same on the default
+//! The workflow file and the embedded NovelEval data are the real ones. `--set` shrinks the
+//! models and sequences so that the test trains for seconds, and `--target teacher_post` stops
+//! the run after the node under test. `scripts/interrupt-main.sh` does the same on the default
 //! run with its full sizes (docs/results.md has its output).
 
 mod common;
